@@ -1,0 +1,151 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { nowNsFloat } from '../events/clock.js';
+import { Ctrl, Stat } from '../ring/ring-layout.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { RingConsumer } from './ring-consumer.js';
+import type { DrainLogger, PipelineSelfMetrics } from './subscriber.js';
+
+export interface DrainLoopOptions {
+  /** Records handled before yielding to the event loop (timers, exporters' I/O). */
+  readonly budget: number;
+  readonly periodicIntervalMs: number;
+  /** How long `stop()` waits for records reserved before the stop but not yet committed. */
+  readonly stopGraceMs: number;
+}
+
+/**
+ * The drain thread's main loop: consume, dispatch, yield; sleep on the doorbell when empty.
+ *
+ * It yields between batches because OTel's BatchSpanProcessor only exports from the event
+ * loop: a drain that never yields fills the span queue and drops spans.
+ */
+export class DrainLoop {
+  private stopping = false;
+  private running: Promise<void> | undefined;
+  private nextPeriodicMs = 0;
+  private droppedTotal = 0;
+  private dropsSinceWarn = 0;
+  private lastDropWarnMs = 0;
+  private delivered = 0;
+
+  constructor(
+    private readonly consumer: RingConsumer,
+    private readonly dispatcher: Dispatcher,
+    private readonly log: DrainLogger,
+    private readonly options: DrainLoopOptions,
+  ) {}
+
+  start(): void {
+    const { ctrl } = this.consumer.ring;
+    Atomics.store(ctrl, Ctrl.DRAIN_RUNNING, 1);
+    this.nextPeriodicMs = Date.now() + this.options.periodicIntervalMs;
+    this.running = this.run();
+  }
+
+  /** Stops the loop, then delivers every record published before this call. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake();
+    await this.running;
+    const { ctrl } = this.consumer.ring;
+    const head = Atomics.load(ctrl, Ctrl.HEAD);
+    const deadline = Date.now() + this.options.stopGraceMs;
+    // Drain up to the head seen at stop; records reserved before it may still be committing.
+    while (((head - this.consumer.position) | 0) > 0) {
+      const outcome = this.pass();
+      if (outcome === 'empty') break;
+      if (outcome === 'pending') {
+        if (Date.now() > deadline) {
+          this.log.warn('drain stop: records still uncommitted after grace period', {
+            missing: (head - this.consumer.position) | 0,
+          });
+          break;
+        }
+        await yieldToLoop();
+      }
+    }
+    this.sample();
+    Atomics.store(ctrl, Ctrl.DRAIN_RUNNING, 0);
+  }
+
+  selfMetrics(): PipelineSelfMetrics {
+    const stats = this.consumer.ring.stats;
+    return {
+      queueDepth: this.consumer.depth(),
+      drainLagNs: this.consumer.lagNs(nowNsFloat()),
+      delivered: this.delivered,
+      dropped: this.droppedTotal,
+      abandoned: stats[Stat.ABANDONED],
+      subscriberErrors: this.dispatcher.errorCounts(),
+    };
+  }
+
+  private readonly count = (event: Parameters<Dispatcher['dispatch']>[0]): void => {
+    this.delivered++;
+    this.dispatcher.dispatch(event);
+  };
+
+  private pass(): ReturnType<RingConsumer['poll']> {
+    const outcome = this.consumer.poll(this.options.budget, this.count);
+    this.consumer.ring.stats[Stat.DELIVERED] = this.delivered;
+    return outcome;
+  }
+
+  private async run(): Promise<void> {
+    const { ctrl } = this.consumer.ring;
+    while (!this.stopping) {
+      const outcome = this.pass();
+      const nowMs = Date.now();
+      if (nowMs >= this.nextPeriodicMs) this.periodic(nowMs);
+      if (outcome !== 'empty') {
+        await yieldToLoop();
+        continue;
+      }
+      // Sleep protocol: read the doorbell, announce sleep, re-check the head. A producer that
+      // reserved after our check sees SLEEPING=1 after its commit and rings (seq-cst order).
+      const bell = Atomics.load(ctrl, Ctrl.DOORBELL);
+      Atomics.store(ctrl, Ctrl.SLEEPING, 1);
+      if (Atomics.load(ctrl, Ctrl.HEAD) !== this.consumer.position || this.stopping) {
+        Atomics.store(ctrl, Ctrl.SLEEPING, 0);
+        continue;
+      }
+      const timeout = Math.max(1, this.nextPeriodicMs - Date.now());
+      const wait = Atomics.waitAsync(ctrl, Ctrl.DOORBELL, bell, timeout);
+      if (wait.async) await wait.value;
+      Atomics.store(ctrl, Ctrl.SLEEPING, 0);
+    }
+  }
+
+  private periodic(nowMs: number): void {
+    this.nextPeriodicMs = nowMs + this.options.periodicIntervalMs;
+    this.sample();
+    this.dispatcher.periodic(nowNsFloat());
+  }
+
+  /** Refreshes the shared stats and warns about drops at most once a second. */
+  private sample(): void {
+    const stats = this.consumer.ring.stats;
+    const dropped = this.consumer.takeDropped();
+    this.droppedTotal += dropped;
+    this.dropsSinceWarn += dropped;
+    stats[Stat.DROPPED_TOTAL] = this.droppedTotal;
+    stats[Stat.SUBSCRIBER_ERRORS] = this.dispatcher.totalErrors;
+    stats[Stat.LAG_NS] = this.consumer.lagNs(nowNsFloat());
+    stats[Stat.LAST_PASS_NS] = nowNsFloat();
+    const nowMs = Date.now();
+    if (this.dropsSinceWarn > 0 && nowMs - this.lastDropWarnMs >= 1000) {
+      this.log.warn('event ring full: events dropped', {
+        dropped: this.dropsSinceWarn,
+        droppedTotal: this.droppedTotal,
+      });
+      this.dropsSinceWarn = 0;
+      this.lastDropWarnMs = nowMs;
+    }
+  }
+
+  private wake(): void {
+    const { ctrl } = this.consumer.ring;
+    Atomics.add(ctrl, Ctrl.DOORBELL, 1);
+    Atomics.notify(ctrl, Ctrl.DOORBELL);
+  }
+}

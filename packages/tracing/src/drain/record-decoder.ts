@@ -1,0 +1,99 @@
+import type { KvmpEvent, TraceCarrier } from '../events/event.js';
+import { Off, RecordFlag } from '../ring/record-format.js';
+import type { RingViews } from '../ring/ring-layout.js';
+import { CODEC_BY_CODE, Kind } from '../ring/type-codec.js';
+
+/** Decodes committed records into event objects. Lives on the drain thread. */
+export class RecordDecoder {
+  private readonly view: DataView;
+  private readonly text: Buffer;
+  private pos = 0;
+
+  constructor(ring: RingViews) {
+    this.view = ring.dataView;
+    // A Buffer over the shared data region: utf8Slice reads it in place (TextDecoder cannot).
+    this.text = Buffer.from(ring.data.buffer, ring.data.byteOffset, ring.data.byteLength);
+  }
+
+  /** Decodes the record at byte offset `at`; `undefined` for an unknown event code. */
+  decode(at: number, seq: number): KvmpEvent | undefined {
+    const v = this.view;
+    const codec = CODEC_BY_CODE[v.getUint8(at + Off.CODE)];
+    if (codec === undefined) return undefined;
+    const flags = v.getUint8(at + Off.FLAGS);
+    this.pos = at + Off.PAYLOAD;
+    const sessionId = this.str();
+    const presence = v.getUint32(this.pos, true);
+    this.pos += 4;
+    const meta: Record<string, unknown> = {};
+    const names = codec.fieldNames;
+    const kinds = codec.kinds;
+    for (let i = 0; i < names.length; i++) {
+      if ((presence & (1 << i)) !== 0) meta[names[i]] = this.value(kinds[i]);
+    }
+    let trace: TraceCarrier | undefined;
+    if ((flags & RecordFlag.HAS_TRACEPARENT) !== 0) {
+      const traceparent = this.str();
+      trace = (flags & RecordFlag.HAS_TRACESTATE) !== 0 ? { traceparent, tracestate: this.str() } : { traceparent };
+    }
+    return {
+      type: codec.name,
+      seq,
+      sessionId,
+      opId: v.getFloat64(at + Off.OP_ID, true),
+      workerId: (flags & RecordFlag.HAS_WORKER) !== 0 ? v.getInt32(at + Off.WORKER_ID, true) : undefined,
+      time: [v.getUint32(at + Off.TS_SEC, true), v.getUint32(at + Off.TS_NSEC, true)],
+      meta,
+      trace,
+      producerId: v.getUint16(at + Off.PRODUCER_ID, true),
+    } as KvmpEvent;
+  }
+
+  /** Timestamp of the record at `at`, in epoch ns as a float (for lag). */
+  timeNs(at: number): number {
+    return this.view.getUint32(at + Off.TS_SEC, true) * 1e9 + this.view.getUint32(at + Off.TS_NSEC, true);
+  }
+
+  private value(kind: number): unknown {
+    const v = this.view;
+    const p = this.pos;
+    switch (kind) {
+      case Kind.U32:
+        this.pos = p + 4;
+        return v.getUint32(p, true);
+      case Kind.I32:
+        this.pos = p + 4;
+        return v.getInt32(p, true);
+      case Kind.F64:
+        this.pos = p + 8;
+        return v.getFloat64(p, true);
+      case Kind.BOOL:
+        this.pos = p + 1;
+        return v.getUint8(p) !== 0;
+      case Kind.STR:
+        return this.str();
+      case Kind.U32_LIST: {
+        const n = v.getUint16(p, true);
+        const out = new Array<number>(n);
+        for (let i = 0; i < n; i++) out[i] = v.getUint32(p + 2 + 4 * i, true);
+        this.pos = p + 2 + 4 * n;
+        return out;
+      }
+      case Kind.STR_LIST: {
+        const n = v.getUint16(p, true);
+        this.pos = p + 2;
+        const out = new Array<string>(n);
+        for (let i = 0; i < n; i++) out[i] = this.str();
+        return out;
+      }
+    }
+    throw new Error(`corrupt record: field kind ${kind}`);
+  }
+
+  private str(): string {
+    const len = this.view.getUint16(this.pos, true);
+    const start = this.pos + 2;
+    this.pos = start + len;
+    return len === 0 ? '' : this.text.toString('utf8', start, start + len);
+  }
+}
