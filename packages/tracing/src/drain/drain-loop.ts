@@ -36,7 +36,10 @@ export class DrainLoop {
   ) {}
 
   start(): void {
-    const { ctrl } = this.consumer.ring;
+    const { ctrl, stats } = this.consumer.ring;
+    // Counters live in the ring, so a restarted drain continues them.
+    this.droppedTotal = stats[Stat.DROPPED_TOTAL];
+    this.delivered = stats[Stat.DELIVERED];
     Atomics.store(ctrl, Ctrl.DRAIN_RUNNING, 1);
     this.nextPeriodicMs = Date.now() + this.options.periodicIntervalMs;
     this.running = this.run();

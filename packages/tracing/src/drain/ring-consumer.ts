@@ -36,7 +36,7 @@ export class RingConsumer {
     this.ring = mapRing(handle);
     this.decoder = new RecordDecoder(this.ring);
     this.next = Atomics.load(this.ring.ctrl, Ctrl.TAIL);
-    this.droppedSeen = Atomics.load(this.ring.ctrl, Ctrl.DROPPED);
+    this.droppedSeen = this.ring.stats[Stat.DROPPED_SEEN_RAW];
   }
 
   /** Ticket of the next record to read. */
@@ -90,6 +90,7 @@ export class RingConsumer {
     const now = Atomics.load(this.ring.ctrl, Ctrl.DROPPED);
     const delta = (now - this.droppedSeen) >>> 0;
     this.droppedSeen = now;
+    this.ring.stats[Stat.DROPPED_SEEN_RAW] = now;
     return delta;
   }
 

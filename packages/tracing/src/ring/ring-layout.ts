@@ -57,6 +57,8 @@ export const Stat = {
   ABANDONED: 4,
   /** Epoch ns of the last drain pass (liveness). */
   LAST_PASS_NS: 5,
+  /** Raw value of the wrapping DROPPED word when last read, so a restarted drain resumes counting. */
+  DROPPED_SEEN_RAW: 6,
 } as const;
 
 export const STATS_OFFSET = CONTROL_BYTES;

@@ -1,0 +1,25 @@
+import test from 'ava';
+import { EventEncodingError, EventPipeline, Limits } from '../src/index.js';
+
+test('oversize fields are rejected with a clear error, and nothing is written', (t) => {
+  const pipeline = new EventPipeline();
+  const pub = pipeline.publisher;
+  const longId = 's'.repeat(Limits.SESSION_ID_BYTES + 1);
+  const e1 = t.throws(() => pub.publish('MP_REQUEST_END', longId, {}), { instanceOf: EventEncodingError });
+  t.regex(e1.message, /MP_REQUEST_END: field 'sessionId' is 257 bytes long \(limit 256\)/);
+
+  const e2 = t.throws(
+    () => pub.publish('L1_READ_FAILED', 's', { during: 'x', reason: 'é'.repeat(Limits.STRING_BYTES), key_count: 1 }),
+    { instanceOf: EventEncodingError },
+  );
+  t.regex(e2.message, /field 'reason' is 2048 bytes long \(limit 1024\)/, 'limits count UTF-8 bytes');
+
+  t.throws(() => pub.publish('MP_REQUEST_START', 's', { model_name: 42 as unknown as string }), {
+    message: /field 'model_name' must be a string/,
+  });
+  t.throws(() => pub.publish('MP_RETRIEVE_SUBMITTED', 's', {} as never), {
+    message: /field 'device' is required/,
+  });
+  t.is(pipeline.stats().queueDepth, 0);
+  t.true(pub.publish('MP_REQUEST_END', 's'.repeat(Limits.SESSION_ID_BYTES), {}), 'exactly at the limit is fine');
+});

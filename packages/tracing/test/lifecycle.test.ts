@@ -1,0 +1,80 @@
+import test from 'ava';
+import { type DrainLogger, EventPipeline } from '../src/index.js';
+import { collector, sleep } from './helpers.js';
+
+test('a throwing subscriber is isolated and counted; others still get every event', async (t) => {
+  const bad = collector({ name: 'bad', throwOnSessionPrefix: 'x' });
+  const good = collector({ name: 'good' });
+  const warnings: string[] = [];
+  const logger: DrainLogger = { debug() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) };
+  const pipeline = new EventPipeline({ subscribers: [bad.spec, good.spec], logger });
+  await pipeline.start();
+  for (let i = 0; i < 50; i++) pipeline.publisher.publish('MP_REQUEST_END', i % 5 === 0 ? `x-${i}` : `ok-${i}`, {});
+  const metrics = await pipeline.stop();
+  t.is((await good.report).count, 50);
+  t.is((await bad.report).count, 40);
+  t.is(metrics?.subscriberErrors.bad, 10);
+  t.is(metrics?.subscriberErrors.good, 0);
+  t.is(pipeline.stats().subscriberErrors, 10);
+  t.true(warnings.length >= 1 && warnings.length <= 4, 'throws are logged, rate-limited');
+});
+
+test('stop() delivers everything published before it, from this and other threads', async (t) => {
+  const c = collector();
+  const pipeline = new EventPipeline({ subscribers: [c.spec] });
+  await pipeline.start();
+  for (let i = 0; i < 20_000; i++) pipeline.publisher.publish('MP_REQUEST_END', 's', {}, { opId: i + 1 });
+  const metrics = await pipeline.stop();
+  t.is((await c.report).count, 20_000);
+  t.is(metrics?.delivered, 20_000);
+  t.is(pipeline.stats().queueDepth, 0);
+});
+
+test('start and stop are idempotent; start/stop/start keeps every event', async (t) => {
+  const first = collector();
+  const pipeline = new EventPipeline({ subscribers: [first.spec] });
+  await Promise.all([pipeline.start(), pipeline.start()]);
+  await pipeline.start();
+  pipeline.publisher.publish('MP_REQUEST_END', 'one', {});
+  await Promise.all([pipeline.stop(), pipeline.stop()]);
+  await pipeline.stop();
+  t.is((await first.report).count, 1);
+  t.false(pipeline.stats().drainRunning);
+
+  // Published while stopped: waits in the ring for the next start.
+  pipeline.publisher.publish('MP_REQUEST_END', 'two', {});
+  await pipeline.start();
+  t.true(pipeline.stats().drainRunning);
+  pipeline.publisher.publish('MP_REQUEST_END', 'three', {});
+  const metrics = await pipeline.stop();
+  t.is(metrics?.delivered, 3, 'the second drain delivered the event published while stopped and the one after');
+});
+
+test('the periodic hook runs even when no events arrive', async (t) => {
+  const c = collector();
+  const pipeline = new EventPipeline({ subscribers: [c.spec], periodicIntervalMs: 20 });
+  await pipeline.start();
+  await sleep(200);
+  await pipeline.stop();
+  t.true((await c.report).periodicCalls >= 3);
+});
+
+test('start() rejects clearly when a subscriber module cannot be loaded', async (t) => {
+  const pipeline = new EventPipeline({
+    subscribers: [{ module: new URL('./helpers.js', import.meta.url).href, export: 'nope' }],
+  });
+  await t.throwsAsync(pipeline.start(), { message: /has no factory export 'nope'/ });
+  t.false(pipeline.stats().drainRunning);
+  t.is(await pipeline.stop(), undefined);
+});
+
+test('self-metrics report depth and lag of undelivered events', async (t) => {
+  const pipeline = new EventPipeline({ subscribers: [] });
+  pipeline.publisher.publish('MP_REQUEST_END', 's', {});
+  pipeline.publisher.publish('MP_REQUEST_END', 's', {});
+  t.is(pipeline.stats().queueDepth, 2);
+  await pipeline.start();
+  const metrics = await pipeline.stop();
+  t.is(metrics?.queueDepth, 0);
+  t.is(metrics?.drainLagNs, 0);
+});
