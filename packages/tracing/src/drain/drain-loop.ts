@@ -11,7 +11,19 @@ export interface DrainLoopOptions {
   readonly periodicIntervalMs: number;
   /** How long `stop()` waits for records reserved before the stop but not yet committed. */
   readonly stopGraceMs: number;
+  /**
+   * After draining a burst, nap this long (without asking to be woken) before the next pass,
+   * up to {@link NAPS_BEFORE_SLEEP} times, then sleep until a producer rings. 0 disables.
+   */
+  readonly napMs: number;
 }
+
+/**
+ * Empty naps before a real sleep. While events keep coming, the drain wakes on its own every
+ * `napMs` and producers never pay for a wake-up (a futex wake costs the producer ~6 µs here,
+ * against ~0.2 µs for a publish); once idle, the next event wakes it at once.
+ */
+const NAPS_BEFORE_SLEEP = 2;
 
 /**
  * The drain thread's main loop: consume, dispatch, yield; sleep on the doorbell when empty.
@@ -27,6 +39,7 @@ export class DrainLoop {
   private dropsSinceWarn = 0;
   private lastDropWarnMs = 0;
   private delivered = 0;
+  private idleNaps = 0;
 
   constructor(
     private readonly consumer: RingConsumer,
@@ -97,6 +110,7 @@ export class DrainLoop {
   private async run(): Promise<void> {
     const { ctrl } = this.consumer.ring;
     while (!this.stopping) {
+      const before = this.delivered;
       const outcome = this.pass();
       const nowMs = Date.now();
       if (nowMs >= this.nextPeriodicMs) this.periodic(nowMs);
@@ -104,9 +118,17 @@ export class DrainLoop {
         await yieldToLoop();
         continue;
       }
+      if (this.delivered !== before) this.idleNaps = 0;
+      const bell = Atomics.load(ctrl, Ctrl.DOORBELL);
+      if (this.options.napMs > 0 && this.idleNaps < NAPS_BEFORE_SLEEP) {
+        // Nap without announcing sleep: producers keep publishing without ringing.
+        this.idleNaps++;
+        const nap = Atomics.waitAsync(ctrl, Ctrl.DOORBELL, bell, this.options.napMs);
+        if (nap.async) await nap.value;
+        continue;
+      }
       // Sleep protocol: read the doorbell, announce sleep, re-check the head. A producer that
       // reserved after our check sees SLEEPING=1 after its commit and rings (seq-cst order).
-      const bell = Atomics.load(ctrl, Ctrl.DOORBELL);
       Atomics.store(ctrl, Ctrl.SLEEPING, 1);
       if (Atomics.load(ctrl, Ctrl.HEAD) !== this.consumer.position || this.stopping) {
         Atomics.store(ctrl, Ctrl.SLEEPING, 0);

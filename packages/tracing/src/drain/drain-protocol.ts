@@ -9,6 +9,7 @@ export interface DrainThreadData {
   readonly periodicIntervalMs: number;
   readonly abandonAfterMs: number;
   readonly stopGraceMs: number;
+  readonly napMs: number;
 }
 
 /** Messages from the owner thread to the drain thread. */

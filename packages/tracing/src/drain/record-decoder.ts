@@ -1,10 +1,10 @@
 import type { KvmpEvent, TraceCarrier } from '../events/event.js';
 import { Off, RecordFlag } from '../ring/record-format.js';
 import type { RingViews } from '../ring/ring-layout.js';
-import { CODEC_BY_CODE, Kind } from '../ring/type-codec.js';
+import { CODEC_BY_CODE, type MetaReader } from '../ring/type-codec.js';
 
 /** Decodes committed records into event objects. Lives on the drain thread. */
-export class RecordDecoder {
+export class RecordDecoder implements MetaReader {
   private readonly view: DataView;
   private readonly text: Buffer;
   private pos = 0;
@@ -25,12 +25,7 @@ export class RecordDecoder {
     const sessionId = this.str();
     const presence = v.getUint32(this.pos, true);
     this.pos += 4;
-    const meta: Record<string, unknown> = {};
-    const names = codec.fieldNames;
-    const kinds = codec.kinds;
-    for (let i = 0; i < names.length; i++) {
-      if ((presence & (1 << i)) !== 0) meta[names[i]] = this.value(kinds[i]);
-    }
+    const meta = codec.decodeMeta(this, presence);
     let trace: TraceCarrier | undefined;
     if ((flags & RecordFlag.HAS_TRACEPARENT) !== 0) {
       const traceparent = this.str();
@@ -54,43 +49,46 @@ export class RecordDecoder {
     return this.view.getUint32(at + Off.TS_SEC, true) * 1e9 + this.view.getUint32(at + Off.TS_NSEC, true);
   }
 
-  private value(kind: number): unknown {
-    const v = this.view;
+  u32(): number {
     const p = this.pos;
-    switch (kind) {
-      case Kind.U32:
-        this.pos = p + 4;
-        return v.getUint32(p, true);
-      case Kind.I32:
-        this.pos = p + 4;
-        return v.getInt32(p, true);
-      case Kind.F64:
-        this.pos = p + 8;
-        return v.getFloat64(p, true);
-      case Kind.BOOL:
-        this.pos = p + 1;
-        return v.getUint8(p) !== 0;
-      case Kind.STR:
-        return this.str();
-      case Kind.U32_LIST: {
-        const n = v.getUint16(p, true);
-        const out = new Array<number>(n);
-        for (let i = 0; i < n; i++) out[i] = v.getUint32(p + 2 + 4 * i, true);
-        this.pos = p + 2 + 4 * n;
-        return out;
-      }
-      case Kind.STR_LIST: {
-        const n = v.getUint16(p, true);
-        this.pos = p + 2;
-        const out = new Array<string>(n);
-        for (let i = 0; i < n; i++) out[i] = this.str();
-        return out;
-      }
-    }
-    throw new Error(`corrupt record: field kind ${kind}`);
+    this.pos = p + 4;
+    return this.view.getUint32(p, true);
   }
 
-  private str(): string {
+  i32(): number {
+    const p = this.pos;
+    this.pos = p + 4;
+    return this.view.getInt32(p, true);
+  }
+
+  f64(): number {
+    const p = this.pos;
+    this.pos = p + 8;
+    return this.view.getFloat64(p, true);
+  }
+
+  bool(): boolean {
+    return this.view.getUint8(this.pos++) !== 0;
+  }
+
+  u32List(): number[] {
+    const n = this.view.getUint16(this.pos, true);
+    const p = this.pos + 2;
+    const out = new Array<number>(n);
+    for (let i = 0; i < n; i++) out[i] = this.view.getUint32(p + 4 * i, true);
+    this.pos = p + 4 * n;
+    return out;
+  }
+
+  strList(): string[] {
+    const n = this.view.getUint16(this.pos, true);
+    this.pos += 2;
+    const out = new Array<string>(n);
+    for (let i = 0; i < n; i++) out[i] = this.str();
+    return out;
+  }
+
+  str(): string {
     const len = this.view.getUint16(this.pos, true);
     const start = this.pos + 2;
     this.pos = start + len;

@@ -51,24 +51,28 @@ export class RingConsumer {
     let since = 0;
     let outcome: PollOutcome = 'budget';
     for (let n = 0; n < budget; n++) {
-      if (t === Atomics.load(ctrl, Ctrl.HEAD)) {
-        outcome = 'empty';
-        break;
-      }
       const at = (t & mask) * SLOT_BYTES;
       const want = (t + 1) | 0;
-      let spins = 0;
-      while (Atomics.load(commit, at >>> 2) !== want && spins < SPIN_LOADS) spins++;
-      if (spins === SPIN_LOADS) {
-        const skipTo = this.abandoned(t);
-        if (skipTo === undefined) {
-          outcome = 'pending';
+      // The commit word alone says whether the record at t is ready (it is lap-tagged), so the
+      // head — whose cache line producers hammer — is read only when the record is not ready.
+      if (Atomics.load(commit, at >>> 2) !== want) {
+        if (Atomics.load(ctrl, Ctrl.HEAD) === t) {
+          outcome = 'empty';
           break;
         }
-        t = skipTo;
-        continue;
+        let spins = 0;
+        while (Atomics.load(commit, at >>> 2) !== want && ++spins < SPIN_LOADS) {}
+        if (spins === SPIN_LOADS) {
+          const skipTo = this.abandoned(t);
+          if (skipTo === undefined) {
+            outcome = 'pending';
+            break;
+          }
+          t = skipTo;
+          continue;
+        }
       }
-      this.pendingSince = 0;
+      if (this.pendingSince !== 0) this.pendingSince = 0;
       const slots = this.ring.dataView.getUint16(at + Off.SLOTS, true);
       const event = this.decoder.decode(at, t);
       // Free the slots before dispatch: the record was copied out, and the subscriber may be slow.

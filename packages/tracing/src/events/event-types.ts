@@ -119,13 +119,13 @@ export const EVENT_TYPES = {
     code: 34,
     value: 'l1.write.reserved',
     mode: 'cpu',
-    meta: { key_count: field('u32'), total_bytes: field('f64') },
+    meta: { key_count: field('u32'), total_bytes: field('f64'), model_name: optional('str') },
   },
   L1_WRITE_FINISHED: {
     code: 35,
     value: 'l1.write.finished',
     mode: 'cpu',
-    meta: { key_count: field('u32'), total_bytes: field('f64') },
+    meta: { key_count: field('u32'), total_bytes: field('f64'), model_name: optional('str') },
   },
   L1_KEYS_EVICTED: {
     code: 36,

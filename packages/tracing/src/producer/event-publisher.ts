@@ -59,7 +59,7 @@ class RingPublisher implements EventPublisher {
     const length = this.encoder.encode(
       codec,
       sessionId,
-      meta as Readonly<Record<string, unknown>>,
+      meta as object,
       options?.opId ?? 0,
       options?.workerId,
       validCarrier(options?.trace),

@@ -2,27 +2,35 @@ import type { TraceCarrier } from '../events/event.js';
 import { EventEncodingError } from '../ring/codec-errors.js';
 import { Limits, Off, RecordFlag } from '../ring/record-format.js';
 import { MAX_RECORD_BYTES } from '../ring/ring-layout.js';
-import { Kind, type TypeCodec } from '../ring/type-codec.js';
+import type { MetaWriter, TypeCodec } from '../ring/type-codec.js';
 
 const utf8 = new TextEncoder();
 
+/** Strings up to this many bytes are remembered in encoded form (ids, model names, devices). */
+const CACHEABLE_BYTES = 128;
+const CACHE_ENTRIES = 512;
+
 /**
  * Encodes one record into a thread-private scratch buffer. Encoding happens before the ring
- * slot is reserved, so its length is known up front and the shared memory is touched by a
- * single copy. One encoder per publisher (per thread); not re-entrant.
+ * slot is reserved, so the length is known up front and shared memory is touched by a single
+ * copy. One encoder per publisher (per thread); not re-entrant.
  */
-export class RecordEncoder {
+export class RecordEncoder implements MetaWriter {
   readonly bytes = new Uint8Array(MAX_RECORD_BYTES);
   private readonly view = new DataView(this.bytes.buffer);
   private pos = 0;
   private type = '';
-  private field = '';
+  /**
+   * Encoded bytes of recently seen short strings. Session ids, model names and device names
+   * repeat across a request's events; a map hit plus a copy beats re-encoding char by char.
+   */
+  private readonly encoded = new Map<string, Uint8Array>();
 
-  /** Returns the encoded length in bytes. Throws {@link EventEncodingError} for oversize input. */
+  /** Returns the encoded length in bytes. Throws {@link EventEncodingError} for bad input. */
   encode(
     codec: TypeCodec,
     sessionId: string,
-    meta: Readonly<Record<string, unknown>>,
+    meta: object,
     opId: number,
     workerId: number | undefined,
     trace: TraceCarrier | undefined,
@@ -45,35 +53,18 @@ export class RecordEncoder {
     }
     v.setUint16(Off.PRODUCER_ID, producerId, true);
     this.pos = Off.PAYLOAD;
-    this.field = 'sessionId';
-    this.str(sessionId, Limits.SESSION_ID_BYTES);
+    this.string(sessionId, 'sessionId', Limits.SESSION_ID_BYTES);
 
     const presenceAt = this.pos;
     this.pos += 4;
-    const names = codec.fieldNames;
-    const kinds = codec.kinds;
-    let presence = 0;
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i];
-      const value = meta[name];
-      if (value === undefined) {
-        if (!codec.optional[i]) throw new EventEncodingError(codec.name, name, 'is required');
-        continue;
-      }
-      presence |= 1 << i;
-      this.field = name;
-      this.value(kinds[i], value);
-    }
-    v.setUint32(presenceAt, presence >>> 0, true);
+    v.setUint32(presenceAt, codec.encodeMeta(this, meta), true);
 
     if (trace !== undefined) {
       flags |= RecordFlag.HAS_TRACEPARENT;
-      this.field = 'traceparent';
-      this.str(trace.traceparent, Limits.TRACE_HEADER_CHARS);
+      this.string(trace.traceparent, 'traceparent', Limits.TRACE_HEADER_CHARS);
       if (trace.tracestate !== undefined && trace.tracestate !== '') {
         flags |= RecordFlag.HAS_TRACESTATE;
-        this.field = 'tracestate';
-        this.str(trace.tracestate, Limits.TRACE_HEADER_CHARS);
+        this.string(trace.tracestate, 'tracestate', Limits.TRACE_HEADER_CHARS);
       }
     }
     v.setUint8(Off.FLAGS, flags);
@@ -81,66 +72,77 @@ export class RecordEncoder {
     return this.pos;
   }
 
-  private value(kind: number, value: unknown): void {
-    const v = this.view;
-    switch (kind) {
-      case Kind.U32:
-        this.room(4);
-        v.setUint32(this.pos, value as number, true);
-        this.pos += 4;
-        return;
-      case Kind.I32:
-        this.room(4);
-        v.setInt32(this.pos, value as number, true);
-        this.pos += 4;
-        return;
-      case Kind.F64:
-        this.room(8);
-        v.setFloat64(this.pos, value as number, true);
-        this.pos += 8;
-        return;
-      case Kind.BOOL:
-        this.room(1);
-        v.setUint8(this.pos, value ? 1 : 0);
-        this.pos += 1;
-        return;
-      case Kind.STR:
-        this.str(value as string, Limits.STRING_BYTES);
-        return;
-      case Kind.U32_LIST: {
-        const list = value as readonly number[];
-        this.count(list.length);
-        this.room(4 * list.length);
-        for (let i = 0; i < list.length; i++) v.setUint32(this.pos + 4 * i, list[i], true);
-        this.pos += 4 * list.length;
-        return;
-      }
-      case Kind.STR_LIST: {
-        const list = value as readonly string[];
-        this.count(list.length);
-        for (let i = 0; i < list.length; i++) this.str(list[i], Limits.STRING_BYTES);
-        return;
-      }
-    }
+  u32(value: number): void {
+    this.room(4, 'u32');
+    this.view.setUint32(this.pos, value, true);
+    this.pos += 4;
   }
 
-  private count(n: number): void {
+  i32(value: number): void {
+    this.room(4, 'i32');
+    this.view.setInt32(this.pos, value, true);
+    this.pos += 4;
+  }
+
+  f64(value: number): void {
+    this.room(8, 'f64');
+    this.view.setFloat64(this.pos, value, true);
+    this.pos += 8;
+  }
+
+  bool(value: boolean): void {
+    this.room(1, 'bool');
+    this.bytes[this.pos++] = value ? 1 : 0;
+  }
+
+  str(value: string, field: string): void {
+    this.string(value, field, Limits.STRING_BYTES);
+  }
+
+  u32List(list: readonly number[], field: string): void {
+    if (!Array.isArray(list)) throw new EventEncodingError(this.type, field, 'must be an array');
+    this.count(list.length, field);
+    this.room(4 * list.length, field);
+    for (let i = 0; i < list.length; i++) this.view.setUint32(this.pos + 4 * i, list[i], true);
+    this.pos += 4 * list.length;
+  }
+
+  strList(list: readonly string[], field: string): void {
+    if (!Array.isArray(list)) throw new EventEncodingError(this.type, field, 'must be an array');
+    this.count(list.length, field);
+    for (let i = 0; i < list.length; i++) this.str(list[i], field);
+  }
+
+  missing(field: string): never {
+    throw new EventEncodingError(this.type, field, 'is required');
+  }
+
+  private count(n: number, field: string): void {
     if (n > Limits.LIST_ITEMS) {
-      throw new EventEncodingError(this.type, this.field, `has ${n} items (limit ${Limits.LIST_ITEMS})`);
+      throw new EventEncodingError(this.type, field, `has ${n} items (limit ${Limits.LIST_ITEMS})`);
     }
-    this.room(2);
+    this.room(2, field);
     this.view.setUint16(this.pos, n, true);
     this.pos += 2;
   }
 
-  /** u16 byte length + UTF-8. ASCII is copied by hand: most ids are ASCII and short. */
-  private str(s: string, limit: number): void {
-    if (typeof s !== 'string') throw new EventEncodingError(this.type, this.field, 'must be a string');
-    const start = this.pos + 2;
-    const n = s.length;
+  /** u16 byte length + UTF-8. */
+  private string(s: string, field: string, limit: number): void {
     const bytes = this.bytes;
-    if (n > limit) throw this.tooLong(n, limit);
-    this.room(2 + n);
+    const start = this.pos + 2;
+    const cached = this.encoded.get(s);
+    if (cached !== undefined) {
+      if (cached.length > limit) throw this.tooLong(field, cached.length, limit);
+      this.room(2 + cached.length, field);
+      bytes.set(cached, start);
+      this.view.setUint16(this.pos, cached.length, true);
+      this.pos = start + cached.length;
+      return;
+    }
+    if (typeof s !== 'string') throw new EventEncodingError(this.type, field, 'must be a string');
+    const n = s.length;
+    if (n > limit) throw this.tooLong(field, Buffer.byteLength(s), limit);
+    this.room(2 + n, field);
     let i = 0;
     for (; i < n; i++) {
       const c = s.charCodeAt(i);
@@ -151,22 +153,26 @@ export class RecordEncoder {
     if (i < n) {
       const end = Math.min(bytes.length, start + limit);
       const r = utf8.encodeInto(s, bytes.subarray(start, end));
-      if (r.read < n) throw this.tooLong(Buffer.byteLength(s), limit);
+      if (r.read < n) throw this.tooLong(field, Buffer.byteLength(s), limit);
       len = r.written;
     }
     this.view.setUint16(this.pos, len, true);
     this.pos = start + len;
+    if (len <= CACHEABLE_BYTES) {
+      if (this.encoded.size >= CACHE_ENTRIES) this.encoded.clear();
+      this.encoded.set(s, bytes.slice(start, start + len));
+    }
   }
 
-  private tooLong(bytes: number, limit: number): EventEncodingError {
-    return new EventEncodingError(this.type, this.field, `is ${bytes} bytes long (limit ${limit})`);
+  private tooLong(field: string, bytes: number, limit: number): EventEncodingError {
+    return new EventEncodingError(this.type, field, `is ${bytes} bytes long (limit ${limit})`);
   }
 
-  private room(n: number): void {
+  private room(n: number, field: string): void {
     if (this.pos + n > this.bytes.length) {
       throw new EventEncodingError(
         this.type,
-        this.field,
+        field,
         `does not fit: the whole event would exceed ${this.bytes.length} bytes`,
       );
     }
