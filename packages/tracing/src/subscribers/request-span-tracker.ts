@@ -1,0 +1,477 @@
+import { LogicalName, operationScopedName, type SpanRegistry } from '@kvmp/registry';
+import {
+  type Attributes,
+  type Context,
+  type HrTime,
+  type Span,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
+import { nowNsFloat } from '../events/clock.js';
+import type { KvmpEvent, TraceCarrier } from '../events/event.js';
+import { extractTraceContext } from '../propagation/extract-trace-context.js';
+import { LEAK_REASONS, type LeakReason } from './leak-reason.js';
+import { OPERATIONS, type OperationSpec, SpanName } from './request-span-names.js';
+import type { RequestTracingStats } from './request-tracing-stats.js';
+import { Attr, lookupRootAttributes, metaAttributes, statusMessage } from './span-attributes.js';
+
+export interface RequestSpanTrackerOptions {
+  readonly tracer: Tracer;
+  /** The drain thread's registry (`getSpanRegistry()`), or a fresh one in tests. */
+  readonly registry: SpanRegistry;
+  /** A session idle this long with anything open is swept. Default 10 minutes. */
+  readonly ttlMs?: number;
+  /** Closed sessions remembered for late children, at most. Default 65,536. */
+  readonly maxClosedSessions?: number;
+  /** Monotonic-enough clock in ns for idleness (not for span times). Default: the pipeline clock. */
+  readonly clock?: () => number;
+  /** Called for every leaked span (metrics hook). */
+  readonly onLeak?: (reason: LeakReason, spanName: string) => void;
+  /** Debug diagnostics (unmatched ENDs, duplicate STARTs). */
+  readonly debug?: (message: string, fields: Readonly<Record<string, unknown>>) => void;
+}
+
+/** An open child span. */
+interface Child {
+  readonly op: OperationSpec;
+  readonly span: Span;
+  readonly start: HrTime;
+  readonly opId: number;
+  readonly workerId: number | undefined;
+  /** Registry names it is registered under (plain logical name first). */
+  readonly names: readonly string[];
+}
+
+/**
+ * Per-session state. `open`: the root is open or not yet started (lazy). `closed`: the root
+ * has ended; the session lingers only while late or unfinished children are open.
+ */
+interface Session {
+  readonly id: string;
+  phase: 'open' | 'closed';
+  root: Span | undefined;
+  rootStart: HrTime | undefined;
+  /** Parent context for children: the root's, kept after the root closes. */
+  rootContext: Context | undefined;
+  /** W3C context captured by the first CPU event that carried one. */
+  carrier: TraceCarrier | undefined;
+  inFlightStore: number;
+  inFlightRetrieve: number;
+  /** The REQUEST_END time while the close is deferred. */
+  requestEnd: HrTime | undefined;
+  /** Open children by operation key (`kind:opId:worker`, or a FIFO key when opId is 0). */
+  readonly children: Map<string, Child>;
+  /** Latest event time seen: the end time of spans the sweep has to end. */
+  lastEventTime: HrTime;
+  /** Drain clock at the last event: idleness for the TTL sweep. */
+  touchedNs: number;
+}
+
+interface Tombstone {
+  readonly rootContext: Context;
+  readonly closedNs: number;
+}
+
+function cmp(a: HrTime, b: HrTime): number {
+  return a[0] - b[0] || a[1] - b[1];
+}
+
+function notBefore(time: HrTime, floor: HrTime | undefined): HrTime {
+  return floor !== undefined && cmp(time, floor) < 0 ? floor : time;
+}
+
+const ZERO_LEAKS = (): Record<LeakReason, number> =>
+  Object.fromEntries(LEAK_REASONS.map((r) => [r, 0])) as Record<LeakReason, number>;
+
+/**
+ * The request span state machine: one root span `request` per session with its operations
+ * nested under it, closed at the request's logical end even when GPU work finishes later.
+ * Pure and synchronous: events in, span starts/ends and registry changes out. It runs on
+ * the drain thread (see `request-tracing-subscriber.ts`) and directly in unit tests.
+ *
+ * Rules (the full protocol with timelines is in `docs/design/request-span.md`):
+ * - Root opens at REQUEST_START, or lazily at the first child START (store-only sessions).
+ * - SUBMITTED increments the session's in-flight count of its kind; the matching END
+ *   decrements it. REQUEST_END closes the root at once when nothing is in flight, else it
+ *   is recorded and the last in-flight END closes the root, stamped with the REQUEST_END time.
+ * - A child that starts after its root closed nests under that closed root (attribute
+ *   `kvmp.late`) instead of opening a second root; closed roots are remembered for the TTL.
+ * - Anything open on a session idle for the TTL, and anything open at shutdown, is ended
+ *   with ERROR status and `kvmp.leaked = true`.
+ */
+export class RequestSpanTracker {
+  private readonly tracer: Tracer;
+  private readonly registry: SpanRegistry;
+  private readonly ttlNs: number;
+  private readonly maxClosed: number;
+  private readonly clock: () => number;
+  private readonly onLeak: RequestSpanTrackerOptions['onLeak'];
+  private readonly debug: RequestSpanTrackerOptions['debug'];
+  private readonly sessions = new Map<string, Session>();
+  /** Closed roots in close order (Map iteration order), for late children. */
+  private readonly tombstones = new Map<string, Tombstone>();
+  private fifoSeq = 0;
+  private openSpans = 0;
+  private rootsStarted = 0;
+  private rootsEnded = 0;
+  private childrenStarted = 0;
+  private childrenEnded = 0;
+  private failedChildren = 0;
+  private lateChildren = 0;
+  private unmatchedEnds = 0;
+  private leakedSpans = 0;
+  private readonly leakedByReason = ZERO_LEAKS();
+
+  constructor(options: RequestSpanTrackerOptions) {
+    this.tracer = options.tracer;
+    this.registry = options.registry;
+    this.ttlNs = (options.ttlMs ?? 600_000) * 1e6;
+    this.maxClosed = options.maxClosedSessions ?? 65_536;
+    this.clock = options.clock ?? nowNsFloat;
+    this.onLeak = options.onLeak;
+    this.debug = options.debug;
+  }
+
+  onEvent(event: KvmpEvent): void {
+    switch (event.type) {
+      case 'MP_REQUEST_START':
+        this.requestStart(event.sessionId, event.time, event.trace, event.meta.model_name);
+        return;
+      case 'MP_STORE_SUBMITTED':
+        this.submitted(event.sessionId, event.time, event.trace, 'store');
+        return;
+      case 'MP_RETRIEVE_SUBMITTED':
+        this.submitted(event.sessionId, event.time, event.trace, 'retrieve');
+        return;
+      case 'MP_REQUEST_END':
+        this.requestEnd(event.sessionId, event.time, event.trace);
+        return;
+      case 'MP_LOOKUP_PREFETCH_START':
+        this.childStart(OPERATIONS.lookup_prefetch, event);
+        return;
+      case 'MP_RETRIEVE_START':
+        this.childStart(OPERATIONS.retrieve, event);
+        return;
+      case 'MP_STORE_START':
+        this.childStart(OPERATIONS.store, event);
+        return;
+      case 'MP_LOOKUP_PREFETCH_END':
+        this.childEnd(OPERATIONS.lookup_prefetch, event, lookupRootAttributes(event.meta));
+        return;
+      case 'MP_RETRIEVE_END':
+        this.childEnd(OPERATIONS.retrieve, event, undefined, event.meta.success, event.meta.error);
+        return;
+      case 'MP_STORE_END':
+        this.childEnd(OPERATIONS.store, event, undefined, event.meta.success, event.meta.error);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Ends everything open on sessions idle for the TTL; forgets closed roots older than the TTL. */
+  sweep(nowNs: number = this.clock()): void {
+    for (const session of [...this.sessions.values()]) {
+      if (nowNs - session.touchedNs >= this.ttlNs) this.leakSession(session, undefined);
+    }
+    for (const [id, tomb] of this.tombstones) {
+      if (nowNs - tomb.closedNs < this.ttlNs) break;
+      this.tombstones.delete(id);
+    }
+  }
+
+  /** Ends everything still open, as leaked with reason `shutdown`. */
+  shutdown(): void {
+    for (const session of [...this.sessions.values()]) this.leakSession(session, 'shutdown');
+    this.tombstones.clear();
+  }
+
+  stats(): RequestTracingStats {
+    return {
+      openSessions: this.sessions.size,
+      openSpans: this.openSpans,
+      rootsStarted: this.rootsStarted,
+      rootsEnded: this.rootsEnded,
+      childrenStarted: this.childrenStarted,
+      childrenEnded: this.childrenEnded,
+      failedChildren: this.failedChildren,
+      lateChildren: this.lateChildren,
+      unmatchedEnds: this.unmatchedEnds,
+      leakedSpans: this.leakedSpans,
+      leakedByReason: { ...this.leakedByReason },
+      closedSessions: this.tombstones.size,
+    };
+  }
+
+  // --- transitions -----------------------------------------------------------------------
+
+  private requestStart(id: string, time: HrTime, carrier: TraceCarrier | undefined, model: string | undefined): void {
+    let session = this.sessions.get(id);
+    if (session !== undefined && session.phase === 'open' && session.root !== undefined) {
+      this.debug?.('duplicate MP_REQUEST_START ignored', { session_id: id });
+      this.touch(session, time);
+      return;
+    }
+    // A closed session (late children still open) or a remembered one that sees a new
+    // REQUEST_START is a new request reusing the id: it gets a new root.
+    this.tombstones.delete(id);
+    if (session === undefined) session = this.newSession(id, time);
+    else {
+      session.phase = 'open';
+      session.rootContext = undefined;
+      session.requestEnd = undefined;
+    }
+    if (carrier !== undefined) session.carrier = carrier;
+    this.touch(session, time);
+    this.openRoot(session, time, model);
+  }
+
+  private submitted(id: string, time: HrTime, carrier: TraceCarrier | undefined, kind: 'store' | 'retrieve'): void {
+    let session = this.sessions.get(id);
+    if (session === undefined) {
+      if (this.tombstones.has(id)) {
+        // Work submitted after the root closed cannot defer it any more; its START/END
+        // become a late child.
+        return;
+      }
+      session = this.newSession(id, time);
+    }
+    this.touch(session, time);
+    if (session.phase === 'closed') return;
+    session.carrier ??= carrier;
+    if (kind === 'store') session.inFlightStore++;
+    else session.inFlightRetrieve++;
+  }
+
+  private requestEnd(id: string, time: HrTime, carrier: TraceCarrier | undefined): void {
+    const session = this.sessions.get(id);
+    if (session === undefined || session.phase === 'closed') return;
+    this.touch(session, time);
+    session.carrier ??= carrier;
+    if (session.inFlightStore + session.inFlightRetrieve === 0) this.closeRoot(session, time);
+    else session.requestEnd = time;
+    this.settle(session);
+  }
+
+  private childStart(
+    op: OperationSpec,
+    event: Extract<KvmpEvent, { type: 'MP_LOOKUP_PREFETCH_START' | 'MP_RETRIEVE_START' | 'MP_STORE_START' }>,
+  ): void {
+    const { sessionId: id, time, opId, workerId } = event;
+    const session = this.sessionForChild(id, time);
+    this.touch(session, time);
+    const late = session.phase === 'closed';
+    if (!late) {
+      session.carrier ??= event.trace;
+      if (session.root === undefined) this.openRoot(session, time, event.meta.model_name);
+    }
+    const parent = session.rootContext ?? extractTraceContext(session.carrier);
+
+    const key = this.childKey(op, opId, workerId);
+    const previous = session.children.get(key);
+    if (previous !== undefined) this.leakChild(session, key, previous, 'superseded');
+
+    const attributes: Attributes = { [Attr.SESSION_ID]: id };
+    if (workerId !== undefined) attributes[Attr.WORKER_ID] = workerId;
+    if (opId !== 0) attributes[Attr.OP_ID] = opId;
+    metaAttributes(event.meta, attributes);
+    if (late) attributes[Attr.LATE] = true;
+    const span = this.tracer.startSpan(op.spanName, { startTime: time, attributes }, parent);
+    const names =
+      opId === 0
+        ? [op.logical]
+        : workerId === undefined
+          ? [op.logical, operationScopedName(op.logical, opId)]
+          : [op.logical, operationScopedName(op.logical, opId), operationScopedName(op.logical, opId, workerId)];
+    const context = trace.setSpan(parent, span);
+    for (const name of names) this.registry.open(id, name, span, context);
+    session.children.set(key, { op, span, start: time, opId, workerId, names });
+    this.openSpans++;
+    this.childrenStarted++;
+    if (late) this.lateChildren++;
+  }
+
+  private childEnd(
+    op: OperationSpec,
+    event: Extract<KvmpEvent, { type: 'MP_LOOKUP_PREFETCH_END' | 'MP_RETRIEVE_END' | 'MP_STORE_END' }>,
+    rootAttributes: Attributes | undefined,
+    success?: boolean,
+    error?: string,
+  ): void {
+    const { sessionId: id, time, opId, workerId } = event;
+    const session = this.sessions.get(id);
+    if (session === undefined) {
+      this.unmatchedEnds++;
+      this.debug?.('END without a session ignored', { session_id: id, type: event.type });
+      return;
+    }
+    this.touch(session, time);
+    const key = this.findChild(session, op, opId, workerId);
+    const child = key === undefined ? undefined : session.children.get(key);
+    if (key !== undefined && child !== undefined) {
+      child.span.setAttributes(metaAttributes(event.meta));
+      if (success === false) {
+        child.span.setStatus({ code: SpanStatusCode.ERROR, message: statusMessage(error, `${op.kind} failed`) });
+        this.failedChildren++;
+      }
+      this.endChild(session, key, child, notBefore(time, child.start));
+      this.childrenEnded++;
+    } else {
+      this.unmatchedEnds++;
+      this.debug?.('END without a matching START', { session_id: id, type: event.type, op_id: opId });
+    }
+    if (rootAttributes !== undefined && session.root !== undefined) session.root.setAttributes(rootAttributes);
+    // The END finishes the work whether or not its START was seen.
+    if (session.phase === 'open' && op.deferrable) {
+      if (op.kind === 'store' && session.inFlightStore > 0) session.inFlightStore--;
+      if (op.kind === 'retrieve' && session.inFlightRetrieve > 0) session.inFlightRetrieve--;
+      if (session.requestEnd !== undefined && session.inFlightStore + session.inFlightRetrieve === 0) {
+        this.closeRoot(session, session.requestEnd);
+      }
+    }
+    this.settle(session);
+  }
+
+  // --- effects ---------------------------------------------------------------------------
+
+  private newSession(id: string, time: HrTime): Session {
+    const session: Session = {
+      id,
+      phase: 'open',
+      root: undefined,
+      rootStart: undefined,
+      rootContext: undefined,
+      carrier: undefined,
+      inFlightStore: 0,
+      inFlightRetrieve: 0,
+      requestEnd: undefined,
+      children: new Map(),
+      lastEventTime: time,
+      touchedNs: 0,
+    };
+    this.sessions.set(id, session);
+    return session;
+  }
+
+  /** The live session, else a closed one revived for a late child, else a new (lazy-root) one. */
+  private sessionForChild(id: string, time: HrTime): Session {
+    const live = this.sessions.get(id);
+    if (live !== undefined) return live;
+    const tomb = this.tombstones.get(id);
+    const session = this.newSession(id, time);
+    if (tomb !== undefined) {
+      this.tombstones.delete(id);
+      session.phase = 'closed';
+      session.rootContext = tomb.rootContext;
+    }
+    return session;
+  }
+
+  private touch(session: Session, time: HrTime): void {
+    session.touchedNs = this.clock();
+    if (cmp(time, session.lastEventTime) > 0) session.lastEventTime = time;
+  }
+
+  private openRoot(session: Session, time: HrTime, model: string | undefined): void {
+    const parent = extractTraceContext(session.carrier);
+    const attributes: Attributes = { [Attr.SESSION_ID]: session.id };
+    if (model !== undefined && model !== '') attributes[Attr.MODEL_NAME] = model;
+    const root = this.tracer.startSpan(SpanName.REQUEST, { startTime: time, attributes }, parent);
+    session.root = root;
+    session.rootStart = time;
+    session.rootContext = trace.setSpan(parent, root);
+    this.registry.open(session.id, LogicalName.REQUEST, root, session.rootContext);
+    this.openSpans++;
+    this.rootsStarted++;
+  }
+
+  /**
+   * Ends the root at its logical end (never before its own start: a lazy root opened by a
+   * GPU START that ran after REQUEST_END would otherwise end before it began).
+   */
+  private closeRoot(session: Session, end: HrTime): void {
+    const root = session.root;
+    if (root !== undefined) {
+      this.registry.pop(session.id, LogicalName.REQUEST, root);
+      root.end(notBefore(end, session.rootStart));
+      this.openSpans--;
+      this.rootsEnded++;
+    }
+    session.phase = 'closed';
+    session.root = undefined;
+    session.requestEnd = undefined;
+    session.inFlightStore = 0;
+    session.inFlightRetrieve = 0;
+  }
+
+  /** A closed session with no open child is forgotten, leaving a tombstone for late children. */
+  private settle(session: Session): void {
+    if (session.phase !== 'closed' || session.children.size > 0) return;
+    this.sessions.delete(session.id);
+    if (session.rootContext === undefined) return;
+    this.tombstones.delete(session.id);
+    this.tombstones.set(session.id, { rootContext: session.rootContext, closedNs: this.clock() });
+    if (this.tombstones.size > this.maxClosed) {
+      const oldest = this.tombstones.keys().next();
+      if (!oldest.done) this.tombstones.delete(oldest.value);
+    }
+  }
+
+  private endChild(session: Session, key: string, child: Child, end: HrTime): void {
+    session.children.delete(key);
+    for (const name of child.names) this.registry.pop(session.id, name, child.span);
+    child.span.end(end);
+    this.openSpans--;
+  }
+
+  private leakChild(session: Session, key: string, child: Child, reason: LeakReason): void {
+    this.markLeaked(child.span, reason, child.op.spanName);
+    this.endChild(session, key, child, notBefore(session.lastEventTime, child.start));
+  }
+
+  /** Ends everything the session holds as leaked, then forgets it (keeping a tombstone). */
+  private leakSession(session: Session, forced: LeakReason | undefined): void {
+    for (const [key, child] of [...session.children]) this.leakChild(session, key, child, forced ?? 'end_missing');
+    if (session.phase === 'open' && session.root !== undefined) {
+      const reason = forced ?? (session.requestEnd !== undefined ? 'in_flight_end_missing' : 'request_end_missing');
+      this.markLeaked(session.root, reason, SpanName.REQUEST);
+      this.closeRoot(session, session.requestEnd ?? session.lastEventTime);
+    } else {
+      this.closeRoot(session, session.lastEventTime);
+    }
+    this.settle(session);
+  }
+
+  private markLeaked(span: Span, reason: LeakReason, spanName: string): void {
+    span.setAttributes({ [Attr.LEAKED]: true, [Attr.LEAK_REASON]: reason });
+    span.setStatus({ code: SpanStatusCode.ERROR, message: `leaked: ${reason}` });
+    this.leakedSpans++;
+    this.leakedByReason[reason]++;
+    this.onLeak?.(reason, spanName);
+  }
+
+  // --- matching --------------------------------------------------------------------------
+
+  /**
+   * Operations with an id are matched exactly by (kind, op id, worker). Producers that give
+   * no op id (0) are matched first-in first-out per (kind, worker), which is exact when a
+   * worker's operations of one kind run in order on one stream.
+   */
+  private childKey(op: OperationSpec, opId: number, workerId: number | undefined): string {
+    const base = `${op.kind}:${opId}:${workerId ?? '-'}`;
+    return opId === 0 ? `${base}:${this.fifoSeq++}` : base;
+  }
+
+  private findChild(
+    session: Session,
+    op: OperationSpec,
+    opId: number,
+    workerId: number | undefined,
+  ): string | undefined {
+    const base = `${op.kind}:${opId}:${workerId ?? '-'}`;
+    if (opId !== 0) return session.children.has(base) ? base : undefined;
+    for (const key of session.children.keys()) if (key.startsWith(`${base}:`)) return key;
+    return undefined;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * The request tracing subscriber's factory. Runs on the drain thread only: it is loaded
+ * there by module URL (see `requestTracingSubscriber`) and owns the thread's OTel SDK.
+ */
+import { BroadcastChannel } from 'node:worker_threads';
+import { getSpanRegistry } from '@kvmp/registry';
+import { metrics } from '@opentelemetry/api';
+import type { Subscriber, SubscriberFactory } from '../drain/subscriber.js';
+import { createDrainTracing, TRACER_NAME, TRACER_VERSION } from '../otel/drain-tracer-provider.js';
+import { LEAKED_SPANS_METRIC } from './leaked-spans-metric.js';
+import { REQUEST_TRACING_EVENT_TYPES } from './request-span-names.js';
+import { RequestSpanTracker } from './request-span-tracker.js';
+import type { RequestTracingOptions } from './request-tracing-options.js';
+import type { RequestTracingStatsMessage } from './request-tracing-stats.js';
+
+export const createRequestTracingSubscriber: SubscriberFactory<RequestTracingOptions | undefined> = async (
+  options,
+  context,
+) => {
+  const opts = options ?? {};
+  const tracing = await createDrainTracing(opts);
+  const leaked = metrics.getMeter(TRACER_NAME, TRACER_VERSION).createCounter(LEAKED_SPANS_METRIC, {
+    description: 'Spans kvmp ended itself (ERROR, kvmp.leaked=true) because their END never came',
+    unit: '{span}',
+  });
+  const tracker = new RequestSpanTracker({
+    tracer: tracing.tracer,
+    registry: getSpanRegistry(),
+    ttlMs: opts.ttlMs,
+    maxClosedSessions: opts.maxClosedSessions,
+    onLeak: (reason, spanName) => leaked.add(1, { reason, span_name: spanName }),
+    debug: (message, fields) => context.log.debug(message, fields),
+  });
+  const sweepIntervalNs = (opts.sweepIntervalMs ?? 30_000) * 1e6;
+  let lastSweepNs = 0;
+
+  const report = (kind: RequestTracingStatsMessage['kind']): void => {
+    if (opts.statsChannel === undefined) return;
+    const channel = new BroadcastChannel(opts.statsChannel);
+    channel.postMessage({ kind, stats: tracker.stats() } satisfies RequestTracingStatsMessage);
+    channel.close();
+  };
+
+  // Runs after every subscriber's shutdown, so spans other subscribers end then are exported too.
+  context.onFlush(async () => {
+    await tracing.shutdown();
+    report('shutdown');
+  });
+
+  const subscriber: Subscriber = {
+    name: 'request-tracing',
+    types: REQUEST_TRACING_EVENT_TYPES,
+    onEvent: (event) => tracker.onEvent(event),
+    onPeriodic(nowNs) {
+      if (lastSweepNs === 0) lastSweepNs = nowNs;
+      if (nowNs - lastSweepNs < sweepIntervalNs) return;
+      lastSweepNs = nowNs;
+      tracker.sweep(nowNs);
+      report('sweep');
+    },
+    shutdown() {
+      tracker.shutdown();
+    },
+  };
+  return subscriber;
+};
+
+export default createRequestTracingSubscriber;

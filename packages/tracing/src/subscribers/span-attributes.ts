@@ -1,0 +1,76 @@
+import type { Attributes, AttributeValue } from '@opentelemetry/api';
+import type { EventMeta } from '../events/event.js';
+
+/** Attribute keys kvmp sets itself (beyond the copied event metadata). */
+export const Attr = {
+  SESSION_ID: 'session_id',
+  MODEL_NAME: 'model_name',
+  WORKER_ID: 'worker_id',
+  OP_ID: 'op_id',
+  HIT_TOKENS: 'hit_tokens',
+  REQUESTED_TOKENS: 'requested_tokens',
+  HIT_RATE: 'hit_rate',
+  L1_HIT_TOKENS: 'l1_hit_tokens',
+  L2_HIT_TOKENS: 'l2_hit_tokens',
+  L1_HIT_RATE: 'l1_hit_rate',
+  L2_HIT_RATE: 'l2_hit_rate',
+  EARLY_EXIT_REASON: 'early_exit_reason',
+  /** The span was ended by the leak sweep or at shutdown, not by its END event. */
+  LEAKED: 'kvmp.leaked',
+  /** Why it leaked (see `LeakReason`). */
+  LEAK_REASON: 'kvmp.leak_reason',
+  /** The child started after its request's root had closed (it still nests under that root). */
+  LATE: 'kvmp.late',
+} as const;
+
+/**
+ * Metadata keys never copied onto spans. `error` goes to the span status instead. The event
+ * schema carries no token ids or KV bytes at all; this list is the second line of defence
+ * should a later event type add such fields.
+ */
+const NOT_COPIED = new Set(['error', 'token_ids', 'tokens', 'trace_context', 'traceparent', 'tracestate', 'baggage']);
+
+/** Copies event metadata as typed attributes (numbers stay numbers: the anchor stringified them). */
+export function metaAttributes(meta: Readonly<Record<string, unknown>>, into: Attributes = {}): Attributes {
+  for (const key of Object.keys(meta)) {
+    if (NOT_COPIED.has(key)) continue;
+    const value = meta[key];
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+      into[key] = value as AttributeValue;
+    }
+  }
+  return into;
+}
+
+/** A ratio that is 0 rather than NaN when nothing was requested. */
+function rate(part: number, whole: number): number {
+  return whole > 0 ? part / whole : 0;
+}
+
+/**
+ * The root's lookup attributes. `hit_rate` and the per-tier rates are precomputed because
+ * trace UIs cannot divide two attributes at query time; the tier rates are relative to the
+ * requested tokens, so `l1_hit_rate + l2_hit_rate == hit_rate`.
+ */
+export function lookupRootAttributes(meta: EventMeta<'MP_LOOKUP_PREFETCH_END'>): Attributes {
+  const attrs: Attributes = {
+    [Attr.HIT_TOKENS]: meta.hit_tokens,
+    [Attr.REQUESTED_TOKENS]: meta.requested_tokens,
+    [Attr.HIT_RATE]: rate(meta.hit_tokens, meta.requested_tokens),
+    [Attr.L1_HIT_TOKENS]: meta.l1_hit_tokens,
+    [Attr.L2_HIT_TOKENS]: meta.l2_hit_tokens,
+    [Attr.L1_HIT_RATE]: rate(meta.l1_hit_tokens, meta.requested_tokens),
+    [Attr.L2_HIT_RATE]: rate(meta.l2_hit_tokens, meta.requested_tokens),
+    [Attr.EARLY_EXIT_REASON]: meta.early_exit_reason,
+  };
+  if (meta.model_name !== undefined) attrs[Attr.MODEL_NAME] = meta.model_name;
+  return attrs;
+}
+
+/** Longest status message kept: reasons are for humans; a long one is likely a payload dump. */
+export const MAX_STATUS_MESSAGE = 256;
+
+export function statusMessage(reason: string | undefined, fallback: string): string {
+  const text = reason === undefined || reason === '' ? fallback : reason;
+  return text.length > MAX_STATUS_MESSAGE ? `${text.slice(0, MAX_STATUS_MESSAGE - 1)}…` : text;
+}
