@@ -31,8 +31,9 @@ function must(cmd, args, options) {
 }
 
 function pnpm() {
-  const onPath = spawnSync('pnpm', ['--version'], { encoding: 'utf8' });
-  if (onPath.status === 0 && onPath.stdout.trim() === PNPM_VERSION) return 'pnpm';
+  // KVMP_LOCAL_PNPM=1 ignores a pnpm on PATH (to check the fresh-machine bootstrap).
+  const onPath = process.env.KVMP_LOCAL_PNPM ? undefined : spawnSync('pnpm', ['--version'], { encoding: 'utf8' });
+  if (onPath?.status === 0 && onPath.stdout.trim() === PNPM_VERSION) return 'pnpm';
   if (!existsSync(localPnpm)) {
     console.log(`• bootstrapping pnpm ${PNPM_VERSION} into .tools/`);
     must('npm', ['install', '--prefix', tools, '--no-save', '--no-audit', '--no-fund', `pnpm@${PNPM_VERSION}`]);
