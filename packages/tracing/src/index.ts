@@ -16,7 +16,14 @@ export type {
   TraceCarrier,
 } from './events/event.js';
 export { epochTimeToMs, epochTimeToNs } from './events/event.js';
-export type { EventTypeAlias, EventTypeName, EventTypeSpec, PublishMode } from './events/event-types.js';
+export type {
+  CanonicalEventType,
+  EventTypeAlias,
+  EventTypeName,
+  EventTypeRef,
+  EventTypeSpec,
+  PublishMode,
+} from './events/event-types.js';
 export { canonicalEventType, EVENT_TYPE_ALIASES, EVENT_TYPES } from './events/event-types.js';
 export type { FieldKind, FieldMap, FieldSpec, MetaOf } from './events/field-kinds.js';
 export { field, optional } from './events/field-kinds.js';

@@ -134,3 +134,20 @@ test('op ids are unique across threads', (t) => {
   t.is(seen.size, 1000);
   t.false(seen.has(0), '0 means "not an operation"');
 });
+
+test('the anchor name MP_SESSION_END is an alias of MP_REQUEST_END', async (t) => {
+  const c = collector({ keepEvents: true, types: ['MP_SESSION_END'] });
+  const pipeline = new EventPipeline({ subscribers: [c.spec] });
+  await pipeline.start();
+  t.true(pipeline.publisher.isSubscribed('MP_REQUEST_END'));
+  pipeline.publisher.publish('MP_SESSION_END', 'a', {});
+  pipeline.publisher.publish('MP_REQUEST_END', 'b', {});
+  await pipeline.stop();
+  t.deepEqual(
+    (await c.report).events.map((e) => [e.type, e.sessionId]),
+    [
+      ['MP_REQUEST_END', 'a'],
+      ['MP_REQUEST_END', 'b'],
+    ],
+  );
+});

@@ -1,5 +1,6 @@
 import type { KvmpEvent } from '../events/event.js';
 import { EVENT_TYPES, MAX_EVENT_CODE } from '../events/event-types.js';
+import { CODEC_BY_NAME } from '../ring/type-codec.js';
 import type { DrainLogger, Subscriber } from './subscriber.js';
 
 interface Entry {
@@ -23,9 +24,9 @@ export class Dispatcher {
     this.entries.push(entry);
     const names = subscriber.types === 'all' ? Object.keys(EVENT_TYPES) : subscriber.types;
     for (const name of names) {
-      const spec = EVENT_TYPES[name as keyof typeof EVENT_TYPES];
-      if (spec === undefined) throw new Error(`subscriber ${subscriber.name}: unknown event type ${name}`);
-      this.byCode[spec.code].push(entry);
+      const codec = CODEC_BY_NAME[name as keyof typeof CODEC_BY_NAME];
+      if (codec === undefined) throw new Error(`subscriber ${subscriber.name}: unknown event type ${name}`);
+      if (!this.byCode[codec.code].includes(entry)) this.byCode[codec.code].push(entry);
     }
   }
 

@@ -1,5 +1,5 @@
 import type { KvmpEvent } from '../events/event.js';
-import type { EventTypeName } from '../events/event-types.js';
+import type { EventTypeRef } from '../events/event-types.js';
 import type { RingHandle } from '../ring/ring-layout.js';
 
 /**
@@ -11,7 +11,7 @@ export interface Subscriber {
   /** Stable name, used in error counts and logs. */
   readonly name: string;
   /** Event types delivered to {@link onEvent}; `'all'` for every type. */
-  readonly types: readonly EventTypeName[] | 'all';
+  readonly types: readonly EventTypeRef[] | 'all';
   onEvent(event: KvmpEvent): void;
   /** Called every periodic interval, even when no events arrive. */
   onPeriodic?(nowNs: number): void;

@@ -160,9 +160,15 @@ export const EVENT_TYPE_ALIASES = { MP_SESSION_END: 'MP_REQUEST_END' } as const 
 
 export type EventTypeAlias = keyof typeof EVENT_TYPE_ALIASES;
 
+/** A canonical name or an alias: what publishers and subscribers may say. */
+export type EventTypeRef = EventTypeName | EventTypeAlias;
+
+/** The canonical name a reference resolves to, at the type level. */
+export type CanonicalEventType<T extends EventTypeRef> = T extends EventTypeAlias ? (typeof EVENT_TYPE_ALIASES)[T] : T;
+
 /** Canonical name for a name or alias. */
-export function canonicalEventType(name: EventTypeName | EventTypeAlias): EventTypeName {
-  return (EVENT_TYPE_ALIASES as Record<string, EventTypeName>)[name] ?? (name as EventTypeName);
+export function canonicalEventType<T extends EventTypeRef>(name: T): CanonicalEventType<T> {
+  return ((EVENT_TYPE_ALIASES as Record<string, EventTypeName>)[name] ?? name) as CanonicalEventType<T>;
 }
 
 export const MAX_EVENT_CODE = 255;

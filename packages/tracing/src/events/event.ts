@@ -1,4 +1,4 @@
-import type { EVENT_TYPES, EventTypeName } from './event-types.js';
+import type { CanonicalEventType, EVENT_TYPES, EventTypeName, EventTypeRef } from './event-types.js';
 import type { MetaOf } from './field-kinds.js';
 
 /** Seconds and nanoseconds since the Unix epoch; the OTel `HrTime` shape. */
@@ -10,7 +10,7 @@ export interface TraceCarrier {
   readonly tracestate?: string;
 }
 
-export type EventMeta<T extends EventTypeName> = MetaOf<(typeof EVENT_TYPES)[T]['meta']>;
+export type EventMeta<T extends EventTypeRef> = MetaOf<(typeof EVENT_TYPES)[CanonicalEventType<T>]['meta']>;
 
 /** What a producer supplies besides type and metadata. */
 export interface PublishOptions {

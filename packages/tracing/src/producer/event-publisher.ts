@@ -1,6 +1,6 @@
 import { nowInto } from '../events/clock.js';
 import type { EventMeta, PublishOptions, TraceCarrier } from '../events/event.js';
-import type { EventTypeName } from '../events/event-types.js';
+import type { EventTypeRef } from '../events/event-types.js';
 import { Off } from '../ring/record-format.js';
 import { Ctrl, mapRing, type RingHandle, type RingViews, SLOT_BYTES } from '../ring/ring-layout.js';
 import { CODEC_BY_NAME } from '../ring/type-codec.js';
@@ -15,9 +15,9 @@ import { RecordEncoder } from './record-encoder.js';
  */
 export interface EventPublisher {
   /** Returns false when the event was dropped because the ring was full. */
-  publish<T extends EventTypeName>(type: T, sessionId: string, meta: EventMeta<T>, options?: PublishOptions): boolean;
+  publish<T extends EventTypeRef>(type: T, sessionId: string, meta: EventMeta<T>, options?: PublishOptions): boolean;
   /** Cheap check (one shared load): does any drain-thread subscriber want this type? */
-  isSubscribed(type: EventTypeName): boolean;
+  isSubscribed(type: EventTypeRef): boolean;
   /** A new operation id, unique across threads (u32, wraps after 2³² operations). */
   nextOpId(): number;
   readonly enabled: boolean;
@@ -42,7 +42,7 @@ class RingPublisher implements EventPublisher {
     }
   }
 
-  publish<T extends EventTypeName>(type: T, sessionId: string, meta: EventMeta<T>, options?: PublishOptions): boolean {
+  publish<T extends EventTypeRef>(type: T, sessionId: string, meta: EventMeta<T>, options?: PublishOptions): boolean {
     const codec = CODEC_BY_NAME[type];
     if (codec === undefined) throw new TypeError(`unknown event type ${String(type)}`);
     let sec: number;
@@ -96,7 +96,7 @@ class RingPublisher implements EventPublisher {
     return true;
   }
 
-  isSubscribed(type: EventTypeName): boolean {
+  isSubscribed(type: EventTypeRef): boolean {
     const code = CODEC_BY_NAME[type].code;
     return (Atomics.load(this.ring.ctrl, Ctrl.SUBSCRIBED + (code >>> 5)) & (1 << (code & 31))) !== 0;
   }

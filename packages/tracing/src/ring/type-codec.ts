@@ -1,4 +1,11 @@
-import { EVENT_TYPES, type EventTypeName, type EventTypeSpec, MAX_EVENT_CODE } from '../events/event-types.js';
+import {
+  EVENT_TYPE_ALIASES,
+  EVENT_TYPES,
+  type EventTypeName,
+  type EventTypeRef,
+  type EventTypeSpec,
+  MAX_EVENT_CODE,
+} from '../events/event-types.js';
 import type { FieldKind } from '../events/field-kinds.js';
 import { Limits } from './record-format.js';
 
@@ -100,12 +107,17 @@ function compile(name: EventTypeName, spec: EventTypeSpec): TypeCodec {
   };
 }
 
-export const CODEC_BY_NAME: Readonly<Record<EventTypeName, TypeCodec>> = Object.fromEntries(
-  (Object.entries(EVENT_TYPES) as [EventTypeName, EventTypeSpec][]).map(([n, s]) => [n, compile(n, s)]),
-) as Record<EventTypeName, TypeCodec>;
+/** Codec by canonical name or alias (an alias maps to its canonical type's codec). */
+export const CODEC_BY_NAME: Readonly<Record<EventTypeRef, TypeCodec>> = (() => {
+  const byName = Object.fromEntries(
+    (Object.entries(EVENT_TYPES) as [EventTypeName, EventTypeSpec][]).map(([n, s]) => [n, compile(n, s)]),
+  ) as Record<EventTypeRef, TypeCodec>;
+  for (const [alias, name] of Object.entries(EVENT_TYPE_ALIASES)) byName[alias as EventTypeRef] = byName[name];
+  return byName;
+})();
 
 export const CODEC_BY_CODE: readonly (TypeCodec | undefined)[] = (() => {
   const byCode: (TypeCodec | undefined)[] = new Array(MAX_EVENT_CODE + 1).fill(undefined);
-  for (const c of Object.values(CODEC_BY_NAME)) byCode[c.code] = c;
+  for (const c of Object.values(CODEC_BY_NAME)) byCode[c.code] ??= c;
   return byCode;
 })();
