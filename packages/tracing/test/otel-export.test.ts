@@ -1,0 +1,207 @@
+/**
+ * The drain thread's OTel setup: standard env vars honoured (endpoint, protocol, service
+ * name, resource attributes), OTLP http/json to TestCollector, and the JSON-lines file
+ * exporter read back after `pipeline.stop()`, including leaked spans (sweep and shutdown).
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SpanStatusCode } from '@opentelemetry/api';
+import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import test from 'ava';
+import {
+  EventPipeline,
+  type RequestTracingStatsMessage,
+  readSpanFile,
+  requestTracingSubscriber,
+  resolveExporterKind,
+} from '../src/index.js';
+import { JsonLinesSpanExporter } from '../src/otel/jsonl-span-exporter.js';
+import { createSpanExporter } from '../src/otel/span-exporter-factory.js';
+import { listen, uniqueChannel } from './fixtures/broadcast.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kvmp-otel-'));
+let files = 0;
+const tmpFile = () => join(dir, `spans-${files++}.jsonl`);
+
+const LP_END = {
+  found_count: 1,
+  requested_tokens: 100,
+  hit_tokens: 100,
+  l1_hit_tokens: 60,
+  l2_hit_tokens: 40,
+  l1_hit_keys: 3,
+  l2_hit_keys: 2,
+  early_exit_reason: '',
+};
+
+function publishRequest(pipeline: EventPipeline, sid: string, opts: { dropStoreEnd?: boolean } = {}): void {
+  const pub = pipeline.publisher;
+  pub.publish('MP_REQUEST_START', sid, { model_name: 'm' });
+  pub.publish('MP_LOOKUP_PREFETCH_START', sid, {}, { opId: 1 });
+  pub.publish('MP_LOOKUP_PREFETCH_END', sid, LP_END, { opId: 1 });
+  pub.publish('MP_STORE_SUBMITTED', sid, { device: 'cuda:0' }, { opId: 2 });
+  pub.publish('MP_REQUEST_END', sid, {});
+  pub.publish('MP_STORE_START', sid, { device: 'cuda:0', engine_id: 'e', model_name: 'm' }, { opId: 2 });
+  if (!opts.dropStoreEnd) {
+    const meta = {
+      device: 'cuda:0',
+      engine_id: 'e',
+      model_name: 'm',
+      stored_count: 1,
+      total_bytes: 10,
+      num_tokens: 16,
+    };
+    pub.publish('MP_STORE_END', sid, { ...meta, success: true }, { opId: 2 });
+  }
+}
+
+test('resolveExporterKind: option, then the traces protocol, then the general protocol, then http/protobuf', (t) => {
+  t.is(resolveExporterKind(undefined, {}), 'otlp-proto');
+  t.is(resolveExporterKind(undefined, { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }), 'otlp-grpc');
+  t.is(resolveExporterKind(undefined, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }), 'otlp-http');
+  t.is(
+    resolveExporterKind(undefined, {
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
+    }),
+    'otlp-proto',
+  );
+  t.is(resolveExporterKind(undefined, { OTEL_EXPORTER_OTLP_PROTOCOL: 'carrier-pigeon' }), 'otlp-proto');
+  t.is(resolveExporterKind('jsonl', { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }), 'jsonl');
+});
+
+test('every exporter kind can be built; jsonl without a file is refused', async (t) => {
+  for (const kind of ['otlp-proto', 'otlp-http', 'otlp-grpc'] as const) {
+    const exporter = await createSpanExporter(kind, { endpoint: 'http://127.0.0.1:1/v1/traces' });
+    t.truthy(exporter, kind);
+    await exporter?.shutdown();
+  }
+  t.is(await createSpanExporter('none', {}), undefined);
+  await t.throwsAsync(() => createSpanExporter('jsonl', {}), { message: /needs options.file/ });
+});
+
+test('JSON-lines format: exact ids, ns times as strings, typed attributes, status, resource, scope', async (t) => {
+  const file = tmpFile();
+  const exporter = new JsonLinesSpanExporter(file);
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const tracer = provider.getTracer('scope-x', '9.9');
+  const root = tracer.startSpan('request', { startTime: [1_700_000_000, 123_456_789] });
+  root.setAttributes({ hit_tokens: 512, hit_rate: 0.5, session_id: 's', ok: true, list: [1, 2] });
+  root.setStatus({ code: SpanStatusCode.ERROR, message: 'why' });
+  root.end([1_700_000_001, 1]);
+  await provider.shutdown();
+  const line = JSON.parse(readFileSync(file, 'utf8').trim());
+  t.deepEqual(Object.keys(line).sort(), [
+    'attributes',
+    'droppedAttributesCount',
+    'endTimeUnixNano',
+    'events',
+    'kind',
+    'links',
+    'name',
+    'resource',
+    'scope',
+    'spanId',
+    'startTimeUnixNano',
+    'status',
+    'traceFlags',
+    'traceId',
+    'v',
+  ]);
+  t.is(line.startTimeUnixNano, '1700000000123456789');
+  t.is(line.endTimeUnixNano, '1700000001000000001');
+  t.deepEqual(line.attributes, { hit_tokens: 512, hit_rate: 0.5, session_id: 's', ok: true, list: [1, 2] });
+  t.deepEqual(line.status, { code: 'ERROR', message: 'why' });
+  t.deepEqual(line.scope, { name: 'scope-x', version: '9.9' });
+  t.is(line.kind, 'internal');
+  t.regex(line.traceId, /^[0-9a-f]{32}$/);
+  t.regex(line.spanId, /^[0-9a-f]{16}$/);
+  const [record] = await readSpanFile(file);
+  t.is(record.startTimeUnixNano, 1_700_000_000_123_456_789n);
+  t.is(record.parentSpanId, undefined);
+  t.is(record.spanId, root.spanContext().spanId);
+});
+
+test('readSpanFile names the line of a malformed record', async (t) => {
+  const file = tmpFile();
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(
+    file,
+    '\n{"v":1,"traceId":"a","spanId":"b","name":"x","startTimeUnixNano":"1","endTimeUnixNano":"2","events":[]}\nnot json\n',
+  );
+  await t.throwsAsync(() => readSpanFile(file), { message: /:3: / });
+});
+
+test('jsonl through the pipeline: a tree read back after stop(); a store without END is ended at shutdown as leaked', async (t) => {
+  const file = tmpFile();
+  const statsName = uniqueChannel('jsonl-stats');
+  const stats = listen<RequestTracingStatsMessage>(statsName);
+  const pipeline = new EventPipeline({
+    subscribers: [requestTracingSubscriber({ exporter: 'jsonl', file, statsChannel: statsName })],
+  });
+  await pipeline.start();
+  publishRequest(pipeline, 'ok');
+  publishRequest(pipeline, 'stuck', { dropStoreEnd: true });
+  await pipeline.stop();
+  const final = await stats.next((m) => m.kind === 'shutdown');
+  stats.close();
+
+  const spans = await readSpanFile(file);
+  t.is(spans.length, 6);
+  const root = (sid: string) => spans.find((s) => s.name === 'request' && s.attributes.session_id === sid);
+  const ok = root('ok');
+  const stuck = root('stuck');
+  t.is(ok?.status.code, 'UNSET');
+  t.is(ok?.resource['service.name'], 'kvmp');
+  t.is(ok?.attributes.hit_rate, 1);
+  t.is(ok?.attributes.requested_tokens, 100);
+  for (const s of spans.filter((x) => x.name !== 'request')) {
+    t.is(s.parentSpanId, root(String(s.attributes.session_id))?.spanId);
+    t.true(s.endTimeUnixNano >= s.startTimeUnixNano);
+  }
+  t.is(stuck?.status.code, 'ERROR');
+  t.is(stuck?.attributes['kvmp.leaked'], true);
+  t.is(stuck?.attributes['kvmp.leak_reason'], 'shutdown');
+  const stuckStore = spans.find((s) => s.name === 'mp.store' && s.attributes.session_id === 'stuck');
+  t.is(stuckStore?.attributes['kvmp.leaked'], true);
+  t.is(final.stats.leakedSpans, 2);
+  t.is(final.stats.leakedByReason.shutdown, 2);
+});
+
+test('the periodic sweep ends a request whose store END never came, with ERROR and kvmp.leaked', async (t) => {
+  const file = tmpFile();
+  const statsName = uniqueChannel('sweep-stats');
+  const stats = listen<RequestTracingStatsMessage>(statsName);
+  const pipeline = new EventPipeline({
+    periodicIntervalMs: 20,
+    subscribers: [
+      requestTracingSubscriber({ exporter: 'jsonl', file, statsChannel: statsName, ttlMs: 1, sweepIntervalMs: 1 }),
+    ],
+  });
+  await pipeline.start();
+  const pub = pipeline.publisher;
+  pub.publish('MP_REQUEST_START', 'underflow', {});
+  pub.publish('MP_RETRIEVE_SUBMITTED', 'underflow', { device: 'cuda:0' }, { opId: 9 });
+  pub.publish('MP_REQUEST_END', 'underflow', {});
+  const swept = await stats.next((m) => m.kind === 'sweep' && m.stats.leakedSpans > 0);
+  await pipeline.stop();
+  stats.close();
+  t.is(swept.stats.leakedByReason.in_flight_end_missing, 1);
+  t.is(swept.stats.openSpans, 0);
+  const [root] = await readSpanFile(file);
+  t.is(root.name, 'request');
+  t.is(root.attributes['kvmp.leak_reason'], 'in_flight_end_missing');
+  t.is(root.status.code, 'ERROR');
+});
+
+test('sampler option always_off: spans are created but none exported', async (t) => {
+  const file = tmpFile();
+  const pipeline = new EventPipeline({
+    subscribers: [requestTracingSubscriber({ exporter: 'jsonl', file, sampler: { type: 'always_off' } })],
+  });
+  await pipeline.start();
+  publishRequest(pipeline, 'x');
+  await pipeline.stop();
+  t.deepEqual(await readSpanFile(file), []);
+});
