@@ -80,6 +80,11 @@ interface CopyPlanBase {
   readonly chunks: readonly HostChunkRef[];
   /** Wait on this engine event before copying (store: the forward pass must have written KV). */
   readonly waitEvent?: IpcEventHandle;
+  /**
+   * dtype the caller expects the instance's KV (and so the host chunks) to hold. Optional; when
+   * given and different from the registered layout's dtype the plan is rejected.
+   */
+  readonly dtype?: KvDtype;
 }
 
 export interface StorePlan extends CopyPlanBase {}
@@ -89,18 +94,34 @@ export interface RetrievePlan extends CopyPlanBase {
   readonly skipFirstTokens?: number;
 }
 
+/**
+ * Why an operation failed:
+ * - `invalid_plan`: rejected by validation before anything was enqueued (a caller bug);
+ * - `unknown_instance`: no KV cache registered under `instanceId`;
+ * - `cancelled`: unregistered or closed before the copy finished (partial bytes must not be used);
+ * - `copy_failed`: the backend failed while copying (e.g. a CUDA error);
+ * - `worker_gone`: the GPU worker thread was closed or died; reported by the client side.
+ */
+export type CopyFailure = 'invalid_plan' | 'unknown_instance' | 'cancelled' | 'copy_failed' | 'worker_gone';
+
 export interface CopyResult {
   readonly opId: number;
   readonly ok: boolean;
   /** Bytes moved (0 on failure). */
   readonly bytes: number;
+  /** Tokens moved (retrieve: excludes `skipFirstTokens`; 0 on failure). */
   readonly tokens: number;
-  /** Failure reason; absent on success. */
+  /** Failure reason; absent on success. Also published as the END event's `error`. */
   readonly error?: string;
+  /** Failure class; absent on success. */
+  readonly failure?: CopyFailure;
   /** Epoch ns (as float) when the stream reached the start / end of the copy. */
   readonly startNs: number;
   readonly endNs: number;
-  /** Event recorded after the copy, for the engine to wait on (cuda only). */
+  /**
+   * Event recorded after the copy, for the engine to wait on. cuda: a 64-byte
+   * cudaIpcEventHandle_t. cpu: a CPU event (see `createCpuEvent`), signalled after the copy.
+   */
   readonly doneEvent?: IpcEventHandle;
 }
 
@@ -110,16 +131,58 @@ export interface GpuWorkerOptions {
   readonly device?: number;
   /** Event ring for GPU-ordered MP_STORE/RETRIEVE START/END events; none → no events. */
   readonly ring?: import('@kvmp/tracing').RingHandle;
+  /** `device` field of the published events; default `cpu` or `cuda:<device>`. */
+  readonly deviceLabel?: string;
+}
+
+/** What `registerKvCache` derived from a layout (also available as `describeKvLayout`). */
+export interface KvLayoutInfo {
+  readonly kind: KvLayoutSpec['kind'];
+  readonly dtype: KvDtype;
+  readonly dtypeBytes: number;
+  /** 2 (K and V) for flash-attn, 1 for MLA. */
+  readonly kvSize: number;
+  readonly numLayers: number;
+  readonly numBlocks: number;
+  readonly blockSize: number;
+  /** Elements per token per layer per kv (flash-attn: numHeads·headSize; MLA: headDim). */
+  readonly hidden: number;
+  /** Per-layer tensor shape: flash-attn `[2, numBlocks, blockSize, numHeads, headSize]`, MLA `[numBlocks, blockSize, headDim]`. */
+  readonly layerShape: readonly number[];
+  readonly layerBytes: number;
+  /** Bytes of one token in one layer for one of K/V: hidden·dtypeBytes (the contiguous row). */
+  readonly rowBytes: number;
+  /** Bytes of one token across all layers and K/V (what a chunk holds per token). */
+  readonly bytesPerToken: number;
+}
+
+export interface GpuWorkerInfo {
+  readonly backend: 'cpu' | 'cuda';
+  /** cuda: device name, compute capability, driver version; cpu: `cpu`. */
+  readonly device: string;
+  readonly hostSegments: number;
+  readonly instances: readonly string[];
 }
 
 /** The typed API of the GPU worker thread, as seen from any other thread. */
 export interface GpuWorker {
   readonly backend: 'cpu' | 'cuda';
-  registerHostMemory(segments: readonly SharedArrayBuffer[]): Promise<void>;
-  registerKvCache(instanceId: string, layout: KvLayoutSpec, memory: KvMemory): Promise<void>;
+  /**
+   * Adds host segments (appended: the first new one gets index `previous count`); resolves with
+   * the index of the first. cuda pins them with cuMemHostRegister. Rejects on bad input.
+   */
+  registerHostMemory(segments: readonly SharedArrayBuffer[]): Promise<number>;
+  /** Validates the layout against the memory; replaces an existing registration. Rejects with a clear message. */
+  registerKvCache(instanceId: string, layout: KvLayoutSpec, memory: KvMemory): Promise<KvLayoutInfo>;
+  /** Cancels the instance's queued operations (they resolve with `failure: 'cancelled'`) and releases it. */
   unregisterKvCache(instanceId: string): Promise<void>;
-  /** Validates, enqueues on the instance's stream, resolves on completion (never rejects for copy failures). */
+  /**
+   * Validates, enqueues on the instance's stream, resolves on completion. Never rejects for copy
+   * or validation failures: those resolve `{ ok: false, failure, error }` and publish START/END.
+   */
   store(plan: StorePlan): Promise<CopyResult>;
   retrieve(plan: RetrievePlan): Promise<CopyResult>;
+  info(): Promise<GpuWorkerInfo>;
+  /** Cancels what is queued, releases memory and streams, ends the thread. Idempotent. */
   close(): Promise<void>;
 }
