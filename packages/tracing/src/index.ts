@@ -27,6 +27,11 @@ export type {
 export { canonicalEventType, EVENT_TYPE_ALIASES, EVENT_TYPES } from './events/event-types.js';
 export type { FieldKind, FieldMap, FieldSpec, MetaOf } from './events/field-kinds.js';
 export { field, optional } from './events/field-kinds.js';
+export type { LoggingOptions, LogLevel } from './logging/logging-options.js';
+export { loggingSubscriber } from './logging/logging-spec.js';
+export type { MetricsOptions } from './metrics/metrics-options.js';
+export { METRICS_SUBSCRIBER_NAME } from './metrics/metrics-options.js';
+export { metricsSubscriber, PROMETHEUS_CONTENT_TYPE, scrapeMetrics } from './metrics/metrics-spec.js';
 export { resolveExporterKind } from './otel/exporter-kind.js';
 // --- request tracing (issue 3) ---
 // Only modules that need nothing beyond @opentelemetry/api are re-exported here: producer

@@ -51,6 +51,13 @@ export class Dispatcher {
     }
   };
 
+  /** Routes a query to the subscriber named `name`. Throws when none answers queries. */
+  async query(name: string, request: unknown): Promise<unknown> {
+    const entry = this.entries.find((e) => e.subscriber.name === name);
+    if (entry?.subscriber.onQuery === undefined) throw new Error(`no subscriber '${name}' answers queries`);
+    return await entry.subscriber.onQuery(request);
+  }
+
   periodic(nowNs: number): void {
     for (const entry of this.entries) {
       if (entry.subscriber.onPeriodic === undefined) continue;

@@ -13,7 +13,10 @@ export interface DrainThreadData {
 }
 
 /** Messages from the owner thread to the drain thread. */
-export type ToDrain = { readonly kind: 'stop' } | { readonly kind: 'metrics'; readonly id: number };
+export type ToDrain =
+  | { readonly kind: 'stop' }
+  | { readonly kind: 'metrics'; readonly id: number }
+  | { readonly kind: 'query'; readonly id: number; readonly subscriber: string; readonly request: unknown };
 
 /** Messages from the drain thread to the owner thread. */
 export type FromDrain =
@@ -21,6 +24,8 @@ export type FromDrain =
   | { readonly kind: 'failed'; readonly message: string }
   | { readonly kind: 'metrics'; readonly id: number; readonly metrics: PipelineSelfMetrics }
   | { readonly kind: 'stopped'; readonly metrics: PipelineSelfMetrics }
+  | { readonly kind: 'answer'; readonly id: number; readonly value: unknown }
+  | { readonly kind: 'answer-failed'; readonly id: number; readonly message: string }
   | {
       readonly kind: 'log';
       readonly level: 'debug' | 'warn' | 'error';

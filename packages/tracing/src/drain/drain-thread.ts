@@ -45,7 +45,8 @@ async function main(): Promise<void> {
     },
     onFlush: (flush) => flushes.push(flush),
   };
-  for (const spec of data.subscribers) dispatcher.add(await loadSubscriber(spec, context));
+  const ordered = [...data.subscribers].sort((a, b) => (a.loadOrder ?? 0) - (b.loadOrder ?? 0));
+  for (const spec of ordered) dispatcher.add(await loadSubscriber(spec, context));
 
   const { ctrl } = mapRing(data.ring);
   const mask = dispatcher.subscriptionMask();
@@ -58,6 +59,14 @@ async function main(): Promise<void> {
   port.on('message', (message: ToDrain) => {
     if (message.kind === 'metrics') {
       send({ kind: 'metrics', id: message.id, metrics: running.selfMetrics() });
+      return;
+    }
+    if (message.kind === 'query') {
+      dispatcher.query(message.subscriber, message.request).then(
+        (value) => send({ kind: 'answer', id: message.id, value }),
+        (err: unknown) =>
+          send({ kind: 'answer-failed', id: message.id, message: err instanceof Error ? err.message : String(err) }),
+      );
       return;
     }
     void (async () => {

@@ -17,6 +17,11 @@ export interface Subscriber {
   onPeriodic?(nowNs: number): void;
   /** Called once at stop, after everything published before stop was delivered. */
   shutdown?(): void | Promise<void>;
+  /**
+   * Answers a question from the owner thread (`pipeline.query(name, request)`), e.g. a metrics
+   * scrape. Runs on the drain thread between events; the answer must be structured-clonable.
+   */
+  onQuery?(request: unknown): unknown;
 }
 
 /** Health of the pipeline as seen from the drain thread. */
@@ -66,4 +71,9 @@ export interface SubscriberSpec {
   readonly export?: string;
   /** Structured-clonable options passed to the factory. */
   readonly options?: unknown;
+  /**
+   * Lower loads first (default 0). Providers other subscribers use while they load — the
+   * metrics subscriber installs the drain thread's MeterProvider — declare a negative order.
+   */
+  readonly loadOrder?: number;
 }

@@ -63,6 +63,7 @@ export class EventPipeline {
   private lastReport: PipelineSelfMetrics | undefined;
   private nextRequest = 1;
   private readonly pending = new Map<number, (m: PipelineSelfMetrics) => void>();
+  private readonly answers = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
   constructor(options: EventPipelineOptions = {}) {
     this.options = options;
@@ -123,6 +124,8 @@ export class EventPipeline {
       })
       .finally(() => {
         this.state = { name: 'stopped' };
+        for (const { reject } of this.answers.values()) reject(new Error('the event pipeline stopped'));
+        this.answers.clear();
       });
     this.state = { name: 'stopping', done };
     this.post(worker, { kind: 'stop' });
@@ -138,6 +141,20 @@ export class EventPipeline {
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
       this.post(worker, { kind: 'metrics', id });
+    });
+  }
+
+  /**
+   * Asks the named subscriber a question on the drain thread (its `onQuery`), e.g. a metrics
+   * scrape. Rejects when the pipeline is not running or no such subscriber answers.
+   */
+  async query(subscriber: string, request: unknown): Promise<unknown> {
+    if (this.state.name !== 'running') throw new Error('the event pipeline is not running');
+    const id = this.nextRequest++;
+    const worker = this.state.worker;
+    return new Promise((resolve, reject) => {
+      this.answers.set(id, { resolve, reject });
+      this.post(worker, { kind: 'query', id, subscriber, request });
     });
   }
 
@@ -193,6 +210,14 @@ export class EventPipeline {
             return;
           case 'log':
             this.logger[m.level](m.message, m.fields);
+            return;
+          case 'answer':
+            this.answers.get(m.id)?.resolve(m.value);
+            this.answers.delete(m.id);
+            return;
+          case 'answer-failed':
+            this.answers.get(m.id)?.reject(new Error(m.message));
+            this.answers.delete(m.id);
             return;
           case 'stopped':
             return;
