@@ -40,6 +40,7 @@ export class DrainLoop {
   private lastDropWarnMs = 0;
   private delivered = 0;
   private idleNaps = 0;
+  private pendingPasses = 0;
 
   constructor(
     private readonly consumer: RingConsumer,
@@ -114,10 +115,23 @@ export class DrainLoop {
       const outcome = this.pass();
       const nowMs = Date.now();
       if (nowMs >= this.nextPeriodicMs) this.periodic(nowMs);
-      if (outcome !== 'empty') {
+      if (outcome === 'budget') {
+        this.pendingPasses = 0;
         await yieldToLoop();
         continue;
       }
+      if (outcome === 'pending') {
+        // A producer is between reserve and commit (normally nanoseconds; longer if it was
+        // preempted or died). Retry at once a few times, then back off to 1 ms naps.
+        const bell = Atomics.load(ctrl, Ctrl.DOORBELL);
+        if (++this.pendingPasses < 16) await yieldToLoop();
+        else {
+          const nap = Atomics.waitAsync(ctrl, Ctrl.DOORBELL, bell, 1);
+          if (nap.async) await nap.value;
+        }
+        continue;
+      }
+      this.pendingPasses = 0;
       if (this.delivered !== before) this.idleNaps = 0;
       const bell = Atomics.load(ctrl, Ctrl.DOORBELL);
       if (this.options.napMs > 0 && this.idleNaps < NAPS_BEFORE_SLEEP) {
