@@ -10,7 +10,7 @@ context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 const MODEL = 'fake-model';
 
 test('cache hit: lookup → retrieve → store → end, bytes and one span tree', async (t) => {
-  const h = await startHarness();
+  const h = await startHarness(t);
   const { server, engine } = h;
   // Warm: a 2-chunk prefix.
   const prefix = fakePrompt(2 * CHUNK, 11);
@@ -91,7 +91,7 @@ test('cache hit: lookup → retrieve → store → end, bytes and one span tree'
 });
 
 test('miss: lookup → store → end', async (t) => {
-  const h = await startHarness();
+  const h = await startHarness(t);
   const tokens = fakePrompt(3 * CHUNK + 7, 21);
   const rep = await h.engine.runRequest(h.server, { requestId: 'miss', tokens });
   t.like(rep, { hitTokens: 0, storedChunks: 3, corruptTokens: 0 });
@@ -110,7 +110,7 @@ test('miss: lookup → store → end', async (t) => {
 });
 
 test('lookup only: the locks go back at end_session', async (t) => {
-  const h = await startHarness();
+  const h = await startHarness(t);
   const tokens = fakePrompt(2 * CHUNK, 31);
   await h.engine.runRequest(h.server, { requestId: 'w', tokens });
   await h.server.lookup({ requestId: 'lo', modelName: MODEL, tokens });
@@ -129,7 +129,7 @@ test('lookup only: the locks go back at end_session', async (t) => {
 });
 
 test('store only: the root opens lazily at the store', async (t) => {
-  const h = await startHarness();
+  const h = await startHarness(t);
   const tokens = fakePrompt(2 * CHUNK, 41);
   const blocks = h.engine.allocateBlocks(tokens.length);
   h.engine.computeKv(tokens, blocks, 0, tokens.length);
@@ -144,7 +144,7 @@ test('store only: the root opens lazily at the store', async (t) => {
 });
 
 test('end_session while a store is still copying: the root waits for the store', async (t) => {
-  const h = await startHarness();
+  const h = await startHarness(t);
   const tokens = fakePrompt(2 * CHUNK, 51);
   const blocks = h.engine.allocateBlocks(tokens.length);
   h.engine.computeKv(tokens, blocks, 0, tokens.length);
@@ -175,7 +175,7 @@ test('end_session while a store is still copying: the root waits for the store',
 });
 
 test('end_session while a retrieve is still copying', async (t) => {
-  const h = await startHarness();
+  const h = await startHarness(t);
   const tokens = fakePrompt(3 * CHUNK, 61);
   await h.engine.runRequest(h.server, { requestId: 'w', tokens });
   await h.server.lookup({ requestId: 'er', modelName: MODEL, tokens });
@@ -212,7 +212,7 @@ test('end_session while a retrieve is still copying', async (t) => {
 });
 
 test('two stores in one session (chunked prefill): the prefix is hashed once', async (t) => {
-  const h = await startHarness();
+  const h = await startHarness(t);
   const tokens = fakePrompt(4 * CHUNK, 71);
   const blocks = h.engine.allocateBlocks(tokens.length);
   h.engine.computeKv(tokens, blocks, 0, tokens.length);
@@ -243,7 +243,7 @@ test('two stores in one session (chunked prefill): the prefix is hashed once', a
 });
 
 test('the caller’s active span parents the request root', async (t) => {
-  const h = await startHarness();
+  const h = await startHarness(t);
   const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
   const spanId = '00f067aa0ba902b7';
   const parent = trace.setSpanContext(context.active(), {

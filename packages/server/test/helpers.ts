@@ -36,6 +36,7 @@ export interface Harness {
 let harnessSeq = 0;
 
 export async function startHarness(
+  t: import('ava').ExecutionContext,
   options: {
     tracing?: boolean;
     config?: Partial<CacheServerConfig>;
@@ -84,6 +85,10 @@ export async function startHarness(
     ...options.config,
   });
   await engine.register(server);
+  // A failed assertion throws (AVA ≥ 6): close the server anyway so the process can exit.
+  t.teardown(async () => {
+    await server.close();
+  });
   let closed: Promise<SpanRecord[]> | undefined;
   return {
     server,

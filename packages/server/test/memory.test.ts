@@ -5,7 +5,7 @@ import { assertTree, byName, CHUNK, sessionSpans, sleep, startHarness } from './
 const MODEL = 'fake-model';
 
 test('eviction under memory pressure never evicts a locked object', async (t) => {
-  const h = await startHarness({ capacityChunks: 8 });
+  const h = await startHarness(t, { capacityChunks: 8 });
   const { server, engine } = h;
   const kept = fakePrompt(4 * CHUNK, 100);
   await engine.runRequest(server, { requestId: 'warm', tokens: kept });
@@ -34,7 +34,7 @@ test('eviction under memory pressure never evicts a locked object', async (t) =>
 });
 
 test('lock TTL expiry frees memory; a retrieve after expiry fails cleanly', async (t) => {
-  const h = await startHarness({ capacityChunks: 4, l1: { readTtlMs: 100 } });
+  const h = await startHarness(t, { capacityChunks: 4, l1: { readTtlMs: 100 } });
   const { server, engine } = h;
   const a = fakePrompt(4 * CHUNK, 300);
   await engine.runRequest(server, { requestId: 'w', tokens: a });
@@ -63,7 +63,7 @@ test('lock TTL expiry frees memory; a retrieve after expiry fails cleanly', asyn
 });
 
 test('dedup: a second store of the same chunks copies nothing', async (t) => {
-  const h = await startHarness();
+  const h = await startHarness(t);
   const { server, engine } = h;
   const tokens = fakePrompt(3 * CHUNK, 400);
   const blocks = engine.allocateBlocks(tokens.length);
@@ -87,7 +87,7 @@ test('dedup: a second store of the same chunks copies nothing', async (t) => {
 });
 
 test('cache_salt isolates tenants', async (t) => {
-  const h = await startHarness();
+  const h = await startHarness(t);
   const { server, engine } = h;
   const tokens = fakePrompt(2 * CHUNK, 500);
   const a = await engine.runRequest(server, { requestId: 'a', tokens, cacheSalt: 'tenant-a' });
@@ -118,7 +118,7 @@ test('cache_salt isolates tenants', async (t) => {
 });
 
 test('OOM: the store says how many chunks it stored; event and metric record it', async (t) => {
-  const h = await startHarness({ capacityChunks: 4 });
+  const h = await startHarness(t, { capacityChunks: 4 });
   const { server, engine } = h;
   const held = fakePrompt(3 * CHUNK, 600);
   await engine.runRequest(server, { requestId: 'w', tokens: held });
@@ -140,7 +140,7 @@ test('OOM: the store says how many chunks it stored; event and metric record it'
 });
 
 test('session TTL: an abandoned session is ended and its locks released', async (t) => {
-  const h = await startHarness({ config: { sessionTtlMs: 100, sweepIntervalMs: 20 } });
+  const h = await startHarness(t, { config: { sessionTtlMs: 100, sweepIntervalMs: 20 } });
   const { server, engine } = h;
   const tokens = fakePrompt(2 * CHUNK, 700);
   await engine.runRequest(server, { requestId: 'w', tokens });

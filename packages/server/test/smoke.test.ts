@@ -3,7 +3,7 @@ import { fakePrompt } from '../src/index.js';
 import { byName, CHUNK, sessionSpans, startHarness } from './helpers.js';
 
 test('miss then hit: bytes come back and spans nest', async (t) => {
-  const h = await startHarness();
+  const h = await startHarness(t);
   const tokens = fakePrompt(CHUNK * 4 + 10, 1);
   const first = await h.engine.runRequest(h.server, { requestId: 'r1', tokens });
   t.is(first.hitTokens, 0);
@@ -13,7 +13,6 @@ test('miss then hit: bytes come back and spans nest', async (t) => {
   t.is(second.hitTokens, CHUNK * 4);
   t.is(second.corruptTokens, 0);
   const spans = await h.finish();
-  t.log(spans.map((s) => `${s.name} ${JSON.stringify(s.attributes)}`).join('\n'));
   const r2 = sessionSpans(spans, 'r2');
   const root = byName(r2, 'request')[0];
   t.truthy(root);
