@@ -1,0 +1,107 @@
+import { ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import test from 'ava';
+import { RecentTraces } from '../src/viewer/recent-traces.js';
+import { buildRequestTrees } from '../src/viewer/request-tree.js';
+import { renderWaterfall } from '../src/viewer/terminal-waterfall.js';
+
+const T0 = 1_800_000_000;
+
+/** Ends a request tree through a real SDK provider with explicit times (ms offsets). */
+function emitTree(provider: BasicTracerProvider, session: string, deferred: boolean): void {
+  const tracer = provider.getTracer('test');
+  const at = (ms: number): [number, number] => [T0, ms * 1e6];
+  const root = tracer.startSpan('request', { startTime: at(0), attributes: { session_id: session, hit_rate: 0.75 } });
+  const ctx = trace.setSpan(ROOT_CONTEXT, root);
+  const lp = tracer.startSpan('mp.lookup_prefetch', { startTime: at(0.1) }, ctx);
+  lp.end(at(0.3));
+  const retrieve = tracer.startSpan('mp.retrieve', { startTime: at(0.5) }, ctx);
+  const l2 = tracer.startSpan('l2.load', { startTime: at(0.6) }, trace.setSpan(ROOT_CONTEXT, retrieve));
+  l2.end(at(0.9));
+  retrieve.end(at(1.5));
+  const store = tracer.startSpan('mp.store', { startTime: at(2) }, ctx);
+  store.setStatus({ code: SpanStatusCode.ERROR, message: 'copy failed' });
+  store.end(at(3));
+  if (deferred) root.setAttribute('kvmp.deferred_close', true);
+  root.end(at(4));
+}
+
+test('recent traces: trees built as roots end, newest first, bounded', (t) => {
+  const recent = new RecentTraces(2);
+  const provider = new BasicTracerProvider({ spanProcessors: [recent] });
+  emitTree(provider, 'a', false);
+  emitTree(provider, 'b', true);
+  emitTree(provider, 'c', false);
+  const trees = recent.list();
+  t.deepEqual(
+    trees.map((x) => x.sessionId),
+    ['c', 'b'],
+    'bounded to 2, newest first',
+  );
+  const b = trees[1];
+  t.true(b.deferred);
+  t.is(b.errors, 1);
+  t.is(b.hitRate, 0.75);
+  t.is(b.durationMs, 4);
+  t.deepEqual(
+    b.spans.map((s) => [s.name, s.depth, s.startMs, s.durationMs]),
+    [
+      ['request', 0, 0, 4],
+      ['mp.lookup_prefetch', 1, 0.1, 0.2],
+      ['mp.retrieve', 1, 0.5, 1],
+      ['l2.load', 2, 0.6, 0.3],
+      ['mp.store', 1, 2, 1],
+    ],
+  );
+});
+
+test('a tree is not shown before its root ends', (t) => {
+  const recent = new RecentTraces();
+  const provider = new BasicTracerProvider({ spanProcessors: [recent] });
+  const tracer = provider.getTracer('test');
+  const root = tracer.startSpan('request', { startTime: [T0, 0] });
+  tracer.startSpan('mp.store', { startTime: [T0, 1e6] }, trace.setSpan(ROOT_CONTEXT, root)).end([T0, 2e6]);
+  t.is(recent.list().length, 0);
+  root.end([T0, 3e6]);
+  t.is(recent.list()[0].spans.length, 2);
+});
+
+test('terminal waterfall places bars in time relative to the root', (t) => {
+  const recent = new RecentTraces();
+  emitTree(new BasicTracerProvider({ spanProcessors: [recent] }), 's-1', true);
+  const text = renderWaterfall(recent.list()[0], { width: 40 });
+  const lines = text.split('\n');
+  t.regex(lines[0], /^request s-1 {2}4\.00 ms {2}hit 75% {2}deferred close {2}1 error/);
+  const bar = (name: string) => {
+    const line = lines.slice(1).find((l) => l.trimStart().startsWith(`${name} `)) ?? '';
+    const inner = line.slice(line.indexOf('|') + 1, line.lastIndexOf('|'));
+    return { from: inner.indexOf('█'), len: inner.split('█').length - 1, line };
+  };
+  t.deepEqual([bar('request').from, bar('request').len], [0, 40], 'root spans the whole width');
+  t.deepEqual([bar('mp.store').from, bar('mp.store').len], [20, 10], 'store: 2–3 ms of 4 ms');
+  t.regex(bar('mp.store').line, /ERROR: copy failed/);
+  t.true(bar('l2.load').from > bar('mp.retrieve').from, 'the nested load starts inside the retrieve');
+});
+
+test('request trees from exported span records ignore spans without their root', (t) => {
+  const rec = (name: string, spanId: string, parentSpanId: string | undefined, s: number, e: number) => ({
+    traceId: 't1',
+    spanId,
+    parentSpanId,
+    name,
+    startTimeUnixNano: BigInt(s),
+    endTimeUnixNano: BigInt(e),
+    attributes: {},
+    status: { code: 'UNSET' as const },
+  });
+  const trees = buildRequestTrees([
+    rec('mp.store', 'b', 'a', 10, 20),
+    rec('orphan', 'z', 'y', 0, 5),
+    rec('request', 'a', 'remote', 0, 30),
+  ]);
+  t.is(trees.length, 1);
+  t.deepEqual(
+    trees[0].spans.map((s) => s.name),
+    ['request', 'mp.store'],
+  );
+});
