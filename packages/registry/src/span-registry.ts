@@ -25,32 +25,35 @@ export interface RegisteredSpan {
  * registers next to the plain name.
  */
 export class SpanRegistry {
-  private readonly sessions = new Map<string, Map<string, RegisteredSpan[]>>();
+  /** Per session, per name: one entry, or a stack once a second span shares the name. */
+  private readonly sessions = new Map<string, Map<string, Entry | Entry[]>>();
   private readonly owner = currentThreadId;
 
   /**
    * Registers `span` under `name`. `ctx` is the context children should use as parent;
-   * defaults to a root context holding `span`.
+   * by default a root context holding `span`, built on first use (most entries are never
+   * asked for their context, and building one copies a map).
    */
   open(sessionId: string, name: string, span: Span, ctx?: Context): RegisteredSpan {
     this.check();
-    const entry: RegisteredSpan = { span, context: ctx ?? trace.setSpan(ROOT_CONTEXT, span) };
-    let names = this.sessions.get(sessionId);
-    if (names === undefined) {
-      names = new Map();
-      this.sessions.set(sessionId, names);
-    }
-    const stack = names.get(name);
-    if (stack === undefined) names.set(name, [entry]);
-    else stack.push(entry);
+    const entry = new Entry(span, ctx);
+    this.insert(sessionId, name, entry);
+    return entry;
+  }
+
+  /** Registers one span under several names at once (e.g. `store` and `store#42`). */
+  openAll(sessionId: string, names: readonly string[], span: Span, ctx?: Context): RegisteredSpan {
+    this.check();
+    const entry = new Entry(span, ctx);
+    for (const name of names) this.insert(sessionId, name, entry);
     return entry;
   }
 
   /** The most recently opened entry under `name` still registered, if any. */
   get(sessionId: string, name: string): RegisteredSpan | undefined {
     this.check();
-    const stack = this.sessions.get(sessionId)?.get(name);
-    return stack === undefined ? undefined : stack[stack.length - 1];
+    const slot = this.sessions.get(sessionId)?.get(name);
+    return slot === undefined || !Array.isArray(slot) ? slot : slot[slot.length - 1];
   }
 
   /** The context of {@link get}, ready to pass as parent to `tracer.startSpan`. */
@@ -74,19 +77,31 @@ export class SpanRegistry {
   pop(sessionId: string, name: string, span?: Span): RegisteredSpan | undefined {
     this.check();
     const names = this.sessions.get(sessionId);
-    const stack = names?.get(name);
-    if (names === undefined || stack === undefined) return undefined;
-    let index = stack.length - 1;
-    if (span !== undefined) {
-      while (index >= 0 && stack[index].span !== span) index--;
-      if (index < 0) return undefined;
-    }
-    const [entry] = stack.splice(index, 1);
-    if (stack.length === 0) {
+    const slot = names?.get(name);
+    if (names === undefined || slot === undefined) return undefined;
+    let entry: Entry | undefined;
+    if (!Array.isArray(slot)) {
+      if (span !== undefined && slot.span !== span) return undefined;
+      entry = slot;
       names.delete(name);
-      if (names.size === 0) this.sessions.delete(sessionId);
+    } else {
+      let index = slot.length - 1;
+      if (span !== undefined) {
+        while (index >= 0 && slot[index].span !== span) index--;
+        if (index < 0) return undefined;
+      }
+      entry = slot[index];
+      for (let i = index; i < slot.length - 1; i++) slot[i] = slot[i + 1];
+      slot.length--;
+      if (slot.length === 1) names.set(name, slot[0]);
     }
+    if (names.size === 0) this.sessions.delete(sessionId);
     return entry;
+  }
+
+  /** Removes `span` from each of `names` (the counterpart of {@link openAll}). */
+  popAll(sessionId: string, names: readonly string[], span: Span): void {
+    for (const name of names) this.pop(sessionId, name, span);
   }
 
   /**
@@ -100,7 +115,10 @@ export class SpanRegistry {
     if (names === undefined) return 0;
     this.sessions.delete(sessionId);
     const spans = new Set<Span>();
-    for (const stack of names.values()) for (const entry of stack) spans.add(entry.span);
+    for (const slot of names.values()) {
+      if (Array.isArray(slot)) for (const entry of slot) spans.add(entry.span);
+      else spans.add(slot.span);
+    }
     let ended = 0;
     for (const span of spans) {
       try {
@@ -129,12 +147,41 @@ export class SpanRegistry {
   get size(): number {
     this.check();
     let n = 0;
-    for (const names of this.sessions.values()) for (const stack of names.values()) n += stack.length;
+    for (const names of this.sessions.values()) {
+      for (const slot of names.values()) n += Array.isArray(slot) ? slot.length : 1;
+    }
     return n;
+  }
+
+  private insert(sessionId: string, name: string, entry: Entry): void {
+    let names = this.sessions.get(sessionId);
+    if (names === undefined) {
+      names = new Map();
+      this.sessions.set(sessionId, names);
+    }
+    const slot = names.get(name);
+    if (slot === undefined) names.set(name, entry);
+    else if (Array.isArray(slot)) slot.push(entry);
+    else names.set(name, [slot, entry]);
   }
 
   private check(): void {
     assertOwnerThread(this.owner, 'SpanRegistry');
+  }
+}
+
+/** A registered span; its default context is built on first use. */
+class Entry implements RegisteredSpan {
+  private ctx: Context | undefined;
+  constructor(
+    readonly span: Span,
+    ctx: Context | undefined,
+  ) {
+    this.ctx = ctx;
+  }
+  get context(): Context {
+    this.ctx ??= trace.setSpan(ROOT_CONTEXT, this.span);
+    return this.ctx;
   }
 }
 

@@ -98,3 +98,16 @@ test('getSpanRegistry is one registry per worker thread, shared by every caller 
   await worker.terminate();
   t.true(same);
 });
+
+test('openAll registers one span under several names; popAll removes it from all of them', (t) => {
+  const { tracer } = tracing();
+  const registry = new SpanRegistry();
+  const span = tracer.startSpan('mp.retrieve');
+  const entry = registry.openAll('s', ['retrieve', 'retrieve#7', 'retrieve#7@1'], span);
+  for (const name of ['retrieve', 'retrieve#7', 'retrieve#7@1']) t.is(registry.get('s', name), entry);
+  t.is(trace.getSpan(entry.context), span, 'the default context holds the span (built on first use)');
+  t.is(registry.size, 3);
+  registry.popAll('s', ['retrieve', 'retrieve#7', 'retrieve#7@1'], span);
+  t.is(registry.size, 0);
+  t.deepEqual(registry.allSessionIds(), []);
+});

@@ -275,17 +275,12 @@ export class RequestSpanTracker {
     const attributes: Attributes = { [Attr.SESSION_ID]: id };
     if (workerId !== undefined) attributes[Attr.WORKER_ID] = workerId;
     if (opId !== 0) attributes[Attr.OP_ID] = opId;
-    metaAttributes(event.meta, attributes);
+    metaAttributes(event.type, event.meta, attributes);
     if (late) attributes[Attr.LATE] = true;
     const span = this.tracer.startSpan(op.spanName, { startTime: time, attributes }, parent);
-    const names =
-      opId === 0
-        ? [op.logical]
-        : workerId === undefined
-          ? [op.logical, operationScopedName(op.logical, opId)]
-          : [op.logical, operationScopedName(op.logical, opId), operationScopedName(op.logical, opId, workerId)];
-    const context = trace.setSpan(parent, span);
-    for (const name of names) this.registry.open(id, name, span, context);
+    const names = this.registryNames(op, opId, workerId);
+    // Children's registry contexts are built lazily: most are never used as a parent.
+    this.registry.openAll(id, names, span);
     session.children.set(key, { op, span, start: time, opId, workerId, names });
     this.openSpans++;
     this.childrenStarted++;
@@ -310,7 +305,7 @@ export class RequestSpanTracker {
     const key = this.findChild(session, op, opId, workerId);
     const child = key === undefined ? undefined : session.children.get(key);
     if (key !== undefined && child !== undefined) {
-      child.span.setAttributes(metaAttributes(event.meta));
+      child.span.setAttributes(metaAttributes(event.type, event.meta));
       if (success === false) {
         child.span.setStatus({ code: SpanStatusCode.ERROR, message: statusMessage(error, `${op.kind} failed`) });
         this.failedChildren++;
@@ -420,7 +415,7 @@ export class RequestSpanTracker {
 
   private endChild(session: Session, key: string, child: Child, end: HrTime): void {
     session.children.delete(key);
-    for (const name of child.names) this.registry.pop(session.id, name, child.span);
+    this.registry.popAll(session.id, child.names, child.span);
     child.span.end(end);
     this.openSpans--;
   }
@@ -449,6 +444,15 @@ export class RequestSpanTracker {
     this.leakedSpans++;
     this.leakedByReason[reason]++;
     this.onLeak?.(reason, spanName);
+  }
+
+  /** The plain logical name plus the operation-scoped names (`store#42`, `store#42@1`). */
+  private registryNames(op: OperationSpec, opId: number, workerId: number | undefined): readonly string[] {
+    if (opId === 0) return op.plainNames;
+    const scoped = operationScopedName(op.logical, opId);
+    return workerId === undefined
+      ? [op.logical, scoped]
+      : [op.logical, scoped, operationScopedName(op.logical, opId, workerId)];
   }
 
   // --- matching --------------------------------------------------------------------------

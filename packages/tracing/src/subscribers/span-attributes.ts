@@ -1,5 +1,6 @@
 import type { Attributes, AttributeValue } from '@opentelemetry/api';
 import type { EventMeta } from '../events/event.js';
+import { EVENT_TYPES, type EventTypeName, type EventTypeSpec } from '../events/event-types.js';
 
 /** Attribute keys kvmp sets itself (beyond the copied event metadata). */
 export const Attr = {
@@ -25,19 +26,34 @@ export const Attr = {
 
 /**
  * Metadata keys never copied onto spans. `error` goes to the span status instead. The event
- * schema carries no token ids or KV bytes at all; this list is the second line of defence
- * should a later event type add such fields.
+ * schema carries no token ids or KV bytes at all; this list, and copying scalar fields only
+ * (list fields such as `u32[]` could hold token ids), are the second line of defence should
+ * a later event type add such fields.
  */
 const NOT_COPIED = new Set(['error', 'token_ids', 'tokens', 'trace_context', 'traceparent', 'tracestate', 'baggage']);
 
-/** Copies event metadata as typed attributes (numbers stay numbers: the anchor stringified them). */
-export function metaAttributes(meta: Readonly<Record<string, unknown>>, into: Attributes = {}): Attributes {
-  for (const key of Object.keys(meta)) {
-    if (NOT_COPIED.has(key)) continue;
-    const value = meta[key];
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
-      into[key] = value as AttributeValue;
-    }
+const SCALAR_KINDS = new Set(['u32', 'i32', 'f64', 'bool', 'str']);
+
+/** Per event type, the metadata keys copied as attributes (computed once from the schema). */
+const COPIED_KEYS = new Map<EventTypeName, readonly string[]>(
+  (Object.entries(EVENT_TYPES) as [EventTypeName, EventTypeSpec][]).map(([name, spec]) => [
+    name,
+    Object.entries(spec.meta)
+      .filter(([key, field]) => SCALAR_KINDS.has(field.kind) && !NOT_COPIED.has(key))
+      .map(([key]) => key),
+  ]),
+);
+
+/** Copies an event's metadata as typed attributes (numbers stay numbers: the anchor stringified them). */
+export function metaAttributes(
+  type: EventTypeName,
+  meta: Readonly<Record<string, unknown>>,
+  into: Attributes = {},
+): Attributes {
+  const keys = COPIED_KEYS.get(type) ?? [];
+  for (let i = 0; i < keys.length; i++) {
+    const value = meta[keys[i]];
+    if (value !== undefined) into[keys[i]] = value as AttributeValue;
   }
   return into;
 }
