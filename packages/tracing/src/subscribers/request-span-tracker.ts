@@ -60,8 +60,11 @@ interface Session {
   inFlightRetrieve: number;
   /** The REQUEST_END time while the close is deferred. */
   requestEnd: HrTime | undefined;
-  /** Open children by operation key (`kind:opId:worker`, or a FIFO key when opId is 0). */
-  readonly children: Map<string, Child>;
+  /**
+   * Open children in start order. A session has a handful at a time, so a scan beats any
+   * keyed structure, and start order gives FIFO matching for operations without an id.
+   */
+  readonly children: Child[];
   /** Latest event time seen: the end time of spans the sweep has to end. */
   lastEventTime: HrTime;
   /** Drain clock at the last event: idleness for the TTL sweep. */
@@ -111,7 +114,6 @@ export class RequestSpanTracker {
   private readonly sessions = new Map<string, Session>();
   /** Closed roots in close order (Map iteration order), for late children. */
   private readonly tombstones = new Map<string, Tombstone>();
-  private fifoSeq = 0;
   private openSpans = 0;
   private rootsStarted = 0;
   private rootsEnded = 0;
@@ -268,9 +270,10 @@ export class RequestSpanTracker {
     }
     const parent = session.rootContext ?? extractTraceContext(session.carrier);
 
-    const key = this.childKey(op, opId, workerId);
-    const previous = session.children.get(key);
-    if (previous !== undefined) this.leakChild(session, key, previous, 'superseded');
+    if (opId !== 0) {
+      const previous = this.findChild(session, op, opId, workerId);
+      if (previous !== undefined) this.leakChild(session, previous, 'superseded');
+    }
 
     const attributes: Attributes = { [Attr.SESSION_ID]: id };
     if (workerId !== undefined) attributes[Attr.WORKER_ID] = workerId;
@@ -281,7 +284,7 @@ export class RequestSpanTracker {
     const names = this.registryNames(op, opId, workerId);
     // Children's registry contexts are built lazily: most are never used as a parent.
     this.registry.openAll(id, names, span);
-    session.children.set(key, { op, span, start: time, opId, workerId, names });
+    session.children.push({ op, span, start: time, opId, workerId, names });
     this.openSpans++;
     this.childrenStarted++;
     if (late) this.lateChildren++;
@@ -302,15 +305,14 @@ export class RequestSpanTracker {
       return;
     }
     this.touch(session, time);
-    const key = this.findChild(session, op, opId, workerId);
-    const child = key === undefined ? undefined : session.children.get(key);
-    if (key !== undefined && child !== undefined) {
+    const child = this.findChild(session, op, opId, workerId);
+    if (child !== undefined) {
       child.span.setAttributes(metaAttributes(event.type, event.meta));
       if (success === false) {
         child.span.setStatus({ code: SpanStatusCode.ERROR, message: statusMessage(error, `${op.kind} failed`) });
         this.failedChildren++;
       }
-      this.endChild(session, key, child, notBefore(time, child.start));
+      this.endChild(session, child, notBefore(time, child.start));
       this.childrenEnded++;
     } else {
       this.unmatchedEnds++;
@@ -341,7 +343,7 @@ export class RequestSpanTracker {
       inFlightStore: 0,
       inFlightRetrieve: 0,
       requestEnd: undefined,
-      children: new Map(),
+      children: [],
       lastEventTime: time,
       touchedNs: 0,
     };
@@ -402,10 +404,10 @@ export class RequestSpanTracker {
 
   /** A closed session with no open child is forgotten, leaving a tombstone for late children. */
   private settle(session: Session): void {
-    if (session.phase !== 'closed' || session.children.size > 0) return;
+    if (session.phase !== 'closed' || session.children.length > 0) return;
     this.sessions.delete(session.id);
     if (session.rootContext === undefined) return;
-    this.tombstones.delete(session.id);
+    // A revived session's tombstone was deleted when it was revived, so this appends.
     this.tombstones.set(session.id, { rootContext: session.rootContext, closedNs: this.clock() });
     if (this.tombstones.size > this.maxClosed) {
       const oldest = this.tombstones.keys().next();
@@ -413,21 +415,24 @@ export class RequestSpanTracker {
     }
   }
 
-  private endChild(session: Session, key: string, child: Child, end: HrTime): void {
-    session.children.delete(key);
+  private endChild(session: Session, child: Child, end: HrTime): void {
+    const children = session.children;
+    const index = children.indexOf(child);
+    for (let i = index; i < children.length - 1; i++) children[i] = children[i + 1];
+    children.length--;
     this.registry.popAll(session.id, child.names, child.span);
     child.span.end(end);
     this.openSpans--;
   }
 
-  private leakChild(session: Session, key: string, child: Child, reason: LeakReason): void {
+  private leakChild(session: Session, child: Child, reason: LeakReason): void {
     this.markLeaked(child.span, reason, child.op.spanName);
-    this.endChild(session, key, child, notBefore(session.lastEventTime, child.start));
+    this.endChild(session, child, notBefore(session.lastEventTime, child.start));
   }
 
   /** Ends everything the session holds as leaked, then forgets it (keeping a tombstone). */
   private leakSession(session: Session, forced: LeakReason | undefined): void {
-    for (const [key, child] of [...session.children]) this.leakChild(session, key, child, forced ?? 'end_missing');
+    for (const child of [...session.children]) this.leakChild(session, child, forced ?? 'end_missing');
     if (session.phase === 'open' && session.root !== undefined) {
       const reason = forced ?? (session.requestEnd !== undefined ? 'in_flight_end_missing' : 'request_end_missing');
       this.markLeaked(session.root, reason, SpanName.REQUEST);
@@ -462,20 +467,17 @@ export class RequestSpanTracker {
    * no op id (0) are matched first-in first-out per (kind, worker), which is exact when a
    * worker's operations of one kind run in order on one stream.
    */
-  private childKey(op: OperationSpec, opId: number, workerId: number | undefined): string {
-    const base = `${op.kind}:${opId}:${workerId ?? '-'}`;
-    return opId === 0 ? `${base}:${this.fifoSeq++}` : base;
-  }
-
   private findChild(
     session: Session,
     op: OperationSpec,
     opId: number,
     workerId: number | undefined,
-  ): string | undefined {
-    const base = `${op.kind}:${opId}:${workerId ?? '-'}`;
-    if (opId !== 0) return session.children.has(base) ? base : undefined;
-    for (const key of session.children.keys()) if (key.startsWith(`${base}:`)) return key;
+  ): Child | undefined {
+    const children = session.children;
+    for (let i = 0; i < children.length; i++) {
+      const c = children[i];
+      if (c.op === op && c.opId === opId && c.workerId === workerId) return c;
+    }
     return undefined;
   }
 }
