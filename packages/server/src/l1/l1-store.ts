@@ -1,4 +1,4 @@
-import { DISABLED_PUBLISHER, type EventPublisher } from '@kvmp/tracing';
+import { DISABLED_PUBLISHER, type EventMeta, type EventPublisher, type EventTypeName } from '@kvmp/tracing';
 import { KvmpServerError } from '../errors.js';
 import type { ObjectKey } from '../keys/object-key.js';
 import { MemoryPool, type SlotRef } from './memory-pool.js';
@@ -205,7 +205,7 @@ export class L1Store {
     }
     for (const obj of held) this.unpinQuiet(obj);
     if (objects.length > 0) {
-      this.publisher.publish('L1_WRITE_RESERVED', sessionId, {
+      this.emit('L1_WRITE_RESERVED', sessionId, {
         key_count: objects.length,
         total_bytes: objects.length * chunkBytes,
       });
@@ -213,7 +213,7 @@ export class L1Store {
     if (oomKeys > 0) {
       this.allocationFailures++;
       this.allocationFailedKeys += oomKeys;
-      this.publisher.publish('L1_ALLOCATION_FAILED', sessionId, {
+      this.emit('L1_ALLOCATION_FAILED', sessionId, {
         during: 'l1_store',
         key_count: oomKeys,
         requested_bytes: oomKeys * slotBytes,
@@ -251,7 +251,7 @@ export class L1Store {
       bytes += obj.chunkBytes;
       count++;
     }
-    if (count > 0) this.publisher.publish('L1_WRITE_FINISHED', sessionId, { key_count: count, total_bytes: bytes });
+    if (count > 0) this.emit('L1_WRITE_FINISHED', sessionId, { key_count: count, total_bytes: bytes });
   }
 
   // --- reads ------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ export class L1Store {
       out[i] = { obj, epoch: obj.epoch };
       locked++;
     }
-    if (locked > 0) this.publisher.publish('L1_READ_RESERVED', sessionId, { key_count: locked });
+    if (locked > 0) this.emit('L1_READ_RESERVED', sessionId, { key_count: locked });
     return out;
   }
 
@@ -304,7 +304,7 @@ export class L1Store {
       released++;
       if (obj.readers === 0) this.maybeDropTemporary(obj);
     }
-    if (released > 0) this.publisher.publish('L1_READ_FINISHED', sessionId, { key_count: released });
+    if (released > 0) this.emit('L1_READ_FINISHED', sessionId, { key_count: released });
   }
 
   /**
@@ -323,7 +323,7 @@ export class L1Store {
   /** The retrieve copy finished: drops the pins. Publishes `L1_READ_FINISHED`. */
   unpinAfterRead(objects: readonly L1Object[], sessionId: string): void {
     for (const obj of objects) this.unpinQuiet(obj);
-    if (objects.length > 0) this.publisher.publish('L1_READ_FINISHED', sessionId, { key_count: objects.length });
+    if (objects.length > 0) this.emit('L1_READ_FINISHED', sessionId, { key_count: objects.length });
   }
 
   /** Moves present keys to the most-recently-used end (end_session's touch). */
@@ -385,7 +385,7 @@ export class L1Store {
     if (keys > 0) {
       this.evictedKeys += keys;
       this.evictedBytes += bytes;
-      this.publisher.publish('L1_KEYS_EVICTED', sessionId, { key_count: keys, total_bytes: bytes });
+      this.emit('L1_KEYS_EVICTED', sessionId, { key_count: keys, total_bytes: bytes });
     }
   }
 
@@ -422,7 +422,7 @@ export class L1Store {
       cleared++;
       bytes += obj.chunkBytes;
     }
-    if (cleared > 0) this.publisher.publish('L1_KEYS_EVICTED', sessionId, { key_count: cleared, total_bytes: bytes });
+    if (cleared > 0) this.emit('L1_KEYS_EVICTED', sessionId, { key_count: cleared, total_bytes: bytes });
     return { cleared, kept: this.index.size };
   }
 
@@ -453,6 +453,14 @@ export class L1Store {
   }
 
   // --- internals --------------------------------------------------------------------------
+
+  /**
+   * L1 events are published only when a drain-thread subscriber wants them (one shared load):
+   * they are the most frequent events and most deployments do not consume them.
+   */
+  private emit<T extends EventTypeName>(type: T, sessionId: string, meta: EventMeta<T>): void {
+    if (this.publisher.isSubscribed(type)) this.publisher.publish(type, sessionId, meta);
+  }
 
   private expireReadIfDue(obj: L1Object, now: number): void {
     if (obj.readers > 0 && obj.readDeadline <= now) this.expireRead(obj);

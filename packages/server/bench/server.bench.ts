@@ -1,0 +1,250 @@
+/**
+ * `pnpm bench:server [--json] [--runs N] [--requests N] [--concurrency N] [--exporter jsonl|none]`
+ *
+ * Not a test. Requests per second and p50/p99 latency of one request as an engine drives it —
+ * lookup → queryPrefetchStatus → retrieve (hits) → store → endSession — on the cpu backend
+ * (real GPU worker thread, real byte copies), 2048-token prompts, 70 % prefix-hit requests:
+ * a hit request shares a cached 6-chunk (1536-token) prefix and adds 2 new chunks (retrieve 6,
+ * store 2); a miss is a fresh prompt (store 8). Tracing on (event pipeline + request tracing
+ * subscriber exporting every span) versus off, alternating in the same process; medians over
+ * the runs. Also measures the actor runtime's overhead per message and the piscina round trip
+ * that motivated keeping session state off the pool (docs/design/actors.md).
+ *
+ * The last line with --json: {rps_tracing, rps_plain, p50_ms_tracing, p99_ms_tracing,
+ * tracing_overhead_pct, ...}.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requestTracingSubscriber } from '@kvmp/tracing';
+import { ActorRegistry } from '../src/actors/actor-registry.js';
+import { type CacheServer, ChunkHasher, createCacheServer, FakeEngine, fakePrompt, HashPool } from '../src/index.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string): boolean => args.includes(`--${name}`);
+const opt = (name: string, dflt: number): number => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const optStr = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? String(args[i + 1]) : dflt;
+};
+
+const JSON_OUT = flag('json');
+const RUNS = opt('runs', 5);
+const REQUESTS = opt('requests', 2000);
+const CONCURRENCY = opt('concurrency', 16);
+/** `none`: spans are built but not exported; `off`: events flow through the ring with no subscriber. */
+const EXPORTER = optStr('exporter', 'jsonl') as 'jsonl' | 'none' | 'off';
+/** Diagnostics: run one mode only (`plain` or `tracing`), e.g. under a profiler. */
+const ONLY = optStr('mode', 'both');
+const CHUNK = 256;
+const PROMPT = 2048;
+const PREFIX_CHUNKS = 6;
+const HIT_FRACTION = 0.7;
+const DOCUMENTS = 16;
+
+const log = (...m: unknown[]): void => {
+  if (!JSON_OUT) console.log(...m);
+  else console.error(...m);
+};
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function quantile(sorted: Float64Array, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+interface RunResult {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly hitTokenRatio: number;
+  readonly evicted: number;
+}
+
+/** Deterministic xorshift so both modes see the same request mix. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 4294967296;
+  };
+}
+
+async function oneRun(tracing: boolean, runIndex: number): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'kvmp-bench-'));
+  const engine = new FakeEngine({
+    numLayers: 2,
+    numHeads: 2,
+    headSize: 64,
+    blockSize: 16,
+    numBlocks: (CONCURRENCY + 2) * (PROMPT / 16),
+  });
+  const server: CacheServer = await createCacheServer({
+    chunkSize: CHUNK,
+    l1: { capacityBytes: 256 * 1024 * 1024, segmentBytes: 32 * 1024 * 1024 },
+    pool: { threads: 1 },
+    tracing: tracing
+      ? {
+          subscribers:
+            EXPORTER === 'off'
+              ? []
+              : [requestTracingSubscriber({ exporter: EXPORTER, file: join(dir, 'spans.jsonl') })],
+        }
+      : false,
+  });
+  try {
+    await engine.register(server);
+    const documents = Array.from({ length: DOCUMENTS }, (_, i) => fakePrompt(PREFIX_CHUNKS * CHUNK, 7_000 + i));
+    for (let i = 0; i < DOCUMENTS; i++) {
+      await engine.runRequest(server, { requestId: `warm-${runIndex}-${i}`, tokens: documents[i], compute: false });
+    }
+    const rand = rng(12345);
+    const prompts: Uint32Array[] = [];
+    for (let i = 0; i < REQUESTS; i++) {
+      const p = fakePrompt(PROMPT, 1_000_000 * (runIndex + 1) + i);
+      if (rand() < HIT_FRACTION) p.set(documents[Math.floor(rand() * DOCUMENTS)]);
+      prompts.push(p);
+    }
+    const lat = new Float64Array(REQUESTS);
+    let next = 0;
+    let hitTokens = 0;
+    const client = async (): Promise<void> => {
+      for (;;) {
+        const i = next++;
+        if (i >= REQUESTS) return;
+        const t0 = performance.now();
+        const rep = await engine.runRequest(server, {
+          requestId: `r${runIndex}-${i}`,
+          tokens: prompts[i],
+          compute: false,
+        });
+        lat[i] = performance.now() - t0;
+        hitTokens += rep.hitTokens;
+      }
+    };
+    const start = performance.now();
+    await Promise.all(Array.from({ length: CONCURRENCY }, client));
+    const elapsed = (performance.now() - start) / 1000;
+    lat.sort();
+    const evicted = server.status().l1.evictedKeys;
+    return {
+      rps: REQUESTS / elapsed,
+      p50: quantile(lat, 0.5),
+      p99: quantile(lat, 0.99),
+      hitTokenRatio: hitTokens / (REQUESTS * PROMPT),
+      evicted,
+    };
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** ns per message through an actor's mailbox vs a plain awaited call, and the pool round trip. */
+async function actorOverhead(): Promise<{ actorNs: number; directNs: number; poolUs: number; hashUsPerChunk: number }> {
+  const N = 200_000;
+  const reg = new ActorRegistry<{ n: number }>(() => ({ n: 0 }));
+  const handler = (s: { n: number }): number => ++s.n;
+  const direct = async (s: { n: number }): Promise<number> => ++s.n;
+  const state = { n: 0 };
+  const actorRuns: number[] = [];
+  const directRuns: number[] = [];
+  for (let rep = 0; rep < 5; rep++) {
+    let t0 = performance.now();
+    for (let i = 0; i < N; i++) await reg.send('s', handler);
+    actorRuns.push(((performance.now() - t0) * 1e6) / N);
+    t0 = performance.now();
+    for (let i = 0; i < N; i++) await direct(state);
+    directRuns.push(((performance.now() - t0) * 1e6) / N);
+  }
+  const hasher = await ChunkHasher.create();
+  const pool = new HashPool(hasher, { threads: 1 });
+  for (let i = 0; i < 200; i++) await pool.noop();
+  const poolRuns: number[] = [];
+  for (let rep = 0; rep < 5; rep++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 1000; i++) await pool.noop();
+    poolRuns.push(((performance.now() - t0) * 1000) / 1000);
+  }
+  await pool.close();
+  const tokens = fakePrompt(64 * CHUNK, 1);
+  const hashRuns: number[] = [];
+  for (let rep = 0; rep < 7; rep++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 20; i++) hasher.hashChunks(hasher.chainStart, tokens, 0, CHUNK, 64);
+    hashRuns.push(((performance.now() - t0) * 1000) / (20 * 64));
+  }
+  return {
+    actorNs: median(actorRuns),
+    directNs: median(directRuns),
+    poolUs: median(poolRuns),
+    hashUsPerChunk: median(hashRuns),
+  };
+}
+
+async function main(): Promise<void> {
+  log(`bench:server  runs=${RUNS} requests=${REQUESTS} concurrency=${CONCURRENCY} exporter=${EXPORTER}`);
+  log(
+    `  prompts ${PROMPT} tokens, chunk ${CHUNK}, ${HIT_FRACTION * 100}% requests hit a ${PREFIX_CHUNKS}-chunk prefix`,
+  );
+  const ov = await actorOverhead();
+  log(
+    `  actor message ${ov.actorNs.toFixed(0)} ns (plain awaited call ${ov.directNs.toFixed(0)} ns, overhead ${(ov.actorNs - ov.directNs).toFixed(0)} ns);` +
+      ` piscina round trip ${ov.poolUs.toFixed(1)} µs; BLAKE3 ${ov.hashUsPerChunk.toFixed(2)} µs per 256-token chunk`,
+  );
+  // Warm-up (JIT, worker threads), not counted.
+  await oneRun(false, 100);
+  await oneRun(true, 101);
+  const plain: RunResult[] = [];
+  const traced: RunResult[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    // Alternate the order so drift on the shared machine hits both modes alike.
+    const order =
+      ONLY === 'plain' ? [false] : ONLY === 'tracing' ? [true] : r % 2 === 0 ? [false, true] : [true, false];
+    for (const tr of order) {
+      const res = await oneRun(tr, r);
+      (tr ? traced : plain).push(res);
+      log(
+        `  run ${r} ${tr ? 'tracing' : 'plain  '}: ${res.rps.toFixed(0)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms` +
+          `  hit tokens ${(res.hitTokenRatio * 100).toFixed(1)}%  evicted ${res.evicted}`,
+      );
+    }
+  }
+  if (plain.length === 0 || traced.length === 0) return;
+  const rpsPlain = median(plain.map((r) => r.rps));
+  const rpsTracing = median(traced.map((r) => r.rps));
+  const out = {
+    rps_tracing: Math.round(rpsTracing),
+    rps_plain: Math.round(rpsPlain),
+    p50_ms_tracing: +median(traced.map((r) => r.p50)).toFixed(3),
+    p99_ms_tracing: +median(traced.map((r) => r.p99)).toFixed(3),
+    tracing_overhead_pct: +(((rpsPlain - rpsTracing) / rpsPlain) * 100).toFixed(2),
+    p50_ms_plain: +median(plain.map((r) => r.p50)).toFixed(3),
+    p99_ms_plain: +median(plain.map((r) => r.p99)).toFixed(3),
+    actor_ns_per_message: Math.round(ov.actorNs),
+    actor_overhead_ns_per_message: Math.round(ov.actorNs - ov.directNs),
+    pool_round_trip_us: +ov.poolUs.toFixed(1),
+    hash_us_per_chunk: +ov.hashUsPerChunk.toFixed(2),
+    hit_token_ratio: +median(traced.map((r) => r.hitTokenRatio)).toFixed(3),
+    runs: RUNS,
+    requests: REQUESTS,
+    concurrency: CONCURRENCY,
+    exporter: EXPORTER,
+  };
+  log(
+    `median: plain ${out.rps_plain} req/s, tracing ${out.rps_tracing} req/s → overhead ${out.tracing_overhead_pct}%;` +
+      ` tracing p50 ${out.p50_ms_tracing} ms p99 ${out.p99_ms_tracing} ms`,
+  );
+  if (JSON_OUT) console.log(JSON.stringify(out));
+}
+
+await main();
