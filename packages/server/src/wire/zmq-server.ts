@@ -51,7 +51,12 @@ export class ZmqWireServer {
     // libzmq drops (and the peer reconnects) a message above this hard cap before it is
     // buffered; below it, the per-message limit is answered with FRAME_TOO_LARGE.
     const hardCap = Math.max(4 * service.maxMessageBytes, service.maxMessageBytes + 64 * 1024 * 1024);
-    this.router = new Router({ linger: 1000, maxMessageSize: hardCap, sendHighWaterMark: 10_000, receiveHighWaterMark: 10_000 });
+    this.router = new Router({
+      linger: 1000,
+      maxMessageSize: hardCap,
+      sendHighWaterMark: 10_000,
+      receiveHighWaterMark: 10_000,
+    });
     // Lets the loop notice a stop while idle without closing the socket under in-flight replies.
     this.router.receiveTimeout = 200;
     ensureContextManager();
@@ -73,14 +78,12 @@ export class ZmqWireServer {
   private async receiveLoop(): Promise<void> {
     const maxInflight = this.options.maxInflight ?? 4096;
     while (!this.router.closed) {
+      if (this.stopping && this.inflight === 0) return;
       let msg: Buffer[];
       try {
         msg = await this.router.receive();
       } catch (err) {
-        if ((err as { code?: string }).code === 'EAGAIN') {
-          if (this.stopping && this.inflight === 0) return;
-          continue;
-        }
+        if ((err as { code?: string }).code === 'EAGAIN') continue;
         if (this.router.closed) return;
         this.options.logger?.warn({ err: String(err) }, 'zmq receive failed');
         continue;
@@ -143,7 +146,10 @@ export class ZmqWireServer {
       message = 'internal server error';
       // The error text may quote request data; log its kind and stack location only.
       this.options.logger?.warn(
-        { err: err instanceof Error ? err.name : typeof err, stack: err instanceof Error ? err.stack?.split('\n')[1]?.trim() : undefined },
+        {
+          err: err instanceof Error ? err.name : typeof err,
+          stack: err instanceof Error ? err.stack?.split('\n')[1]?.trim() : undefined,
+        },
         'request failed with an internal error',
       );
     }
@@ -199,5 +205,6 @@ export class ZmqWireServer {
     await this.loop;
     while (this.pumping) await this.pumping;
     this.router.close();
+    this.service.close();
   }
 }
