@@ -373,6 +373,12 @@ export class CacheServer {
     while (this.ctx.inflight.size > 0 && Date.now() < deadline) {
       await Promise.race([Promise.allSettled([...this.ctx.inflight]), sleep(100)]);
     }
+    // End the sessions still open (their locks go back, their root spans close normally).
+    const open = [...this.ctx.sessions.ids()];
+    await Promise.race([
+      Promise.allSettled(open.map((id) => this.ctx.sessions.send(id, (s, actor) => endInSession(this.ctx, s, actor)))),
+      sleep(5_000),
+    ]);
     if (this.ownsGpu) await this.ctx.gpu.close();
     await this.ctx.pool.close();
     await this.pipeline?.stop();

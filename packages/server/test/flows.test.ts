@@ -271,3 +271,15 @@ test('the caller’s active span parents the request root', async (t) => {
   t.truthy(ev.find((e) => e.type === 'MP_REQUEST_START')?.traceparent);
   t.truthy(ev.find((e) => e.type === 'MP_STORE_SUBMITTED')?.traceparent);
 });
+
+test('close() ends sessions still open: locks go back, no span leaks', async (t) => {
+  const h = await startHarness(t);
+  const tokens = fakePrompt(2 * CHUNK, 91);
+  await h.engine.runRequest(h.server, { requestId: 'w', tokens });
+  await h.server.lookup({ requestId: 'open', modelName: MODEL, tokens });
+  await h.server.queryPrefetchStatus('open');
+  const spans = await h.finish();
+  assertTree(t, spans, 'open', ['mp.lookup_prefetch']);
+  t.like(h.tracingStats(), { leakedSpans: 0, openSpans: 0 });
+  t.true(h.events().some((e) => e.sessionId === 'open' && e.type === 'MP_REQUEST_END'));
+});

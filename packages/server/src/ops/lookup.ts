@@ -101,10 +101,17 @@ export async function lookupInSession(
     session.job = job(req.modelName, 0, 0, 0, 'empty_chunk_hashes');
     return;
   }
-  if (req.workerId !== undefined && req.workerId >= worldSize) {
-    throw invalid(`workerId ${req.workerId} is not below the world size ${worldSize}`);
+  let hashes: readonly string[];
+  try {
+    if (req.workerId !== undefined && req.workerId >= worldSize) {
+      throw invalid(`workerId ${req.workerId} is not below the world size ${worldSize}`);
+    }
+    hashes = await sessionHashes(ctx, session, req.tokens, chunks);
+  } catch (err) {
+    // The lookup span is open: answer 0 hits so queryPrefetchStatus still closes it.
+    session.job = job(req.modelName, 0, 0, 0, '');
+    throw err;
   }
-  const hashes = await sessionHashes(ctx, session, req.tokens, chunks);
   const ranks: number[] = [];
   if (req.workerId !== undefined) ranks.push(kvRank(worldSize, req.workerId));
   else for (let r = 0; r < worldSize; r++) ranks.push(kvRank(worldSize, r));
