@@ -5,8 +5,8 @@
  * same 4 spans with the same attributes, processor settings and exporter in one thread.
  *
  * Not a test: prints the median of several alternating runs. `--json` makes the last line
- * `{"trees_per_s":…,"sdk_trees_per_s":…,"ratio":…}`. Options: `--trees N` (per run),
- * `--runs N`.
+ * `{"trees_per_s":…,"sdk_trees_per_s":…,"ratio":…}`. Options: `--trees N` (per run, default
+ * 10,000), `--runs N` (default 5), `--budget N` (the pipeline's drainBudget, default 4096).
  *
  * Both sides are paced the same way: at most WINDOW spans created but not yet received,
  * because the BatchSpanProcessor drops spans once its queue is full, and a dropped span
@@ -220,6 +220,7 @@ function median(xs: number[]): number {
 async function main(): Promise<void> {
   const receiver = await startReceiver();
   const pipeline = new EventPipeline({
+    drainBudget: flag('--budget', 4096),
     subscribers: [
       requestTracingSubscriber({
         exporter: 'otlp-proto',
