@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { CacheServer } from '../create-cache-server.js';
 import { KvmpServerError } from '../errors.js';
 import type { KvLayoutSpec } from '../gpu/contract.js';
@@ -40,8 +41,8 @@ export interface WireServiceOptions {
   readonly serverName?: string;
 }
 
-/** Room left in a message for everything but KV bytes (map keys, ids, the request id frames). */
-const ENVELOPE_BYTES = 64 * 1024;
+/** Room left in a COMMIT_STORE message for everything but KV bytes (the handle, keys, id frames). */
+const ENVELOPE_BYTES = 1024;
 
 interface EngineDrivenInstance {
   readonly instanceId: string;
@@ -92,7 +93,6 @@ export class WireService {
   private readonly sessions = new Map<string, number>();
   private readonly requestCounts: Record<string, number> = {};
   private readonly errorCounts: Record<string, number> = {};
-  private nextHandle = 1;
   private readonly sweepTimer: NodeJS.Timeout;
 
   constructor(core: CacheServer, options: WireServiceOptions) {
@@ -377,7 +377,9 @@ export class WireService {
       inst.staging.release(slots);
       throw new KvmpServerError('UNKNOWN_INSTANCE', 'PREPARE_STORE: the instance was unregistered');
     }
-    const handle = this.nextHandle++;
+    // Unguessable, so one client cannot commit bytes into another's prepared store.
+    let handle = randomInt(1, 2 ** 48);
+    while (this.prepared.has(handle)) handle = randomInt(1, 2 ** 48);
     const timer = setTimeout(() => this.cancelPrepared(handle), this.options.prepareTtlMs ?? 60_000);
     timer.unref();
     this.prepared.set(handle, { inst, msg, start, end, slots, timer });
