@@ -248,3 +248,32 @@ test('shutdown ends every open span as leaked and counts it', (t) => {
   t.is(h.tracker.stats().leakedSpans, 3);
   t.deepEqual(h.registry.allSessionIds(), []);
 });
+
+test('a second lookup replaces an unfinished one (superseded), and the pair is not mismatched', (t) => {
+  const h = harness();
+  h.feed(
+    ev('MP_REQUEST_START', 's', 0),
+    ev('MP_LOOKUP_PREFETCH_START', 's', 1),
+    ev('MP_REQUEST_START', 's', 2),
+    ev('MP_LOOKUP_PREFETCH_START', 's', 3),
+    ev('MP_LOOKUP_PREFETCH_END', 's', 4, { meta: { hit_tokens: 8, requested_tokens: 16 } }),
+    ev('MP_REQUEST_END', 's', 5),
+  );
+  t.is(h.byName('request').length, 1, 'a duplicate REQUEST_START does not open a second root');
+  const lookups = h.byName('mp.lookup_prefetch').sort((a, b) => Number(ns(a.startTime) - ns(b.startTime)));
+  t.is(lookups[0].attributes['kvmp.leak_reason'], 'superseded');
+  t.is(ns(lookups[1].startTime), ns(at(3)));
+  t.is(ns(lookups[1].endTime), ns(at(4)));
+  t.is(lookups[1].status.code, SpanStatusCode.UNSET);
+  t.is(h.one('request').attributes.hit_rate, 0.5);
+});
+
+test('a lookup still open at REQUEST_END is ended then (its END can no longer come), not after the TTL', (t) => {
+  const h = harness();
+  h.feed(ev('MP_REQUEST_START', 's', 0), ev('MP_LOOKUP_PREFETCH_START', 's', 1), ev('MP_REQUEST_END', 's', 5));
+  const lp = h.one('mp.lookup_prefetch');
+  t.is(lp.attributes['kvmp.leak_reason'], 'end_missing');
+  t.is(ns(lp.endTime), ns(at(5)));
+  t.is(parentId(lp), spanId(h.one('request')));
+  t.is(h.tracker.stats().openSessions, 0);
+});

@@ -251,6 +251,11 @@ export class RequestSpanTracker {
     if (session === undefined || session.phase === 'closed') return;
     this.touch(session, time);
     session.carrier ??= carrier;
+    // CPU-synchronous operations end before REQUEST_END on the same thread: one still open
+    // now never gets its END, so it is ended (as leaked) now rather than after the TTL.
+    for (const child of [...session.children]) {
+      if (!child.op.deferrable) this.leakChild(session, child, 'end_missing', time);
+    }
     if (session.inFlightStore + session.inFlightRetrieve === 0) this.closeRoot(session, time);
     else session.requestEnd = time;
     this.settle(session);
@@ -270,10 +275,15 @@ export class RequestSpanTracker {
     }
     const parent = session.rootContext ?? extractTraceContext(session.carrier);
 
-    if (opId !== 0) {
-      const previous = this.findChild(session, op, opId, workerId);
-      if (previous !== undefined) this.leakChild(session, previous, 'superseded');
-    }
+    // A lookup is CPU-synchronous, one at a time per session and worker: a new one replaces
+    // an unfinished one (the server drops a replaced lookup without an END). GPU operations
+    // may overlap, so only the same operation id supersedes.
+    const previous = op.deferrable
+      ? opId !== 0
+        ? this.findChild(session, op, opId, workerId)
+        : undefined
+      : this.findChild(session, op, undefined, workerId);
+    if (previous !== undefined) this.leakChild(session, previous, 'superseded');
 
     const attributes: Attributes = { [Attr.SESSION_ID]: id };
     if (workerId !== undefined) attributes[Attr.WORKER_ID] = workerId;
@@ -425,9 +435,9 @@ export class RequestSpanTracker {
     this.openSpans--;
   }
 
-  private leakChild(session: Session, child: Child, reason: LeakReason): void {
+  private leakChild(session: Session, child: Child, reason: LeakReason, end: HrTime = session.lastEventTime): void {
     this.markLeaked(child.span, reason, child.op.spanName);
-    this.endChild(session, child, notBefore(session.lastEventTime, child.start));
+    this.endChild(session, child, notBefore(end, child.start));
   }
 
   /** Ends everything the session holds as leaked, then forgets it (keeping a tombstone). */
@@ -470,13 +480,14 @@ export class RequestSpanTracker {
   private findChild(
     session: Session,
     op: OperationSpec,
-    opId: number,
+    /** `undefined`: any operation id. */
+    opId: number | undefined,
     workerId: number | undefined,
   ): Child | undefined {
     const children = session.children;
     for (let i = 0; i < children.length; i++) {
       const c = children[i];
-      if (c.op === op && c.opId === opId && c.workerId === workerId) return c;
+      if (c.op === op && (opId === undefined || c.opId === opId) && c.workerId === workerId) return c;
     }
     return undefined;
   }
