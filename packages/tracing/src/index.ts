@@ -32,11 +32,10 @@ export { loggingSubscriber } from './logging/logging-spec.js';
 export type { MetricsOptions } from './metrics/metrics-options.js';
 export { METRICS_SUBSCRIBER_NAME } from './metrics/metrics-options.js';
 export { metricsSubscriber, PROMETHEUS_CONTENT_TYPE, scrapeMetrics } from './metrics/metrics-spec.js';
+// Request tracing: only modules that need nothing beyond @opentelemetry/api are re-exported
+// here, because producer threads import this index. The SDK side (provider, exporters, the
+// span tracker) is loaded on the drain thread by module URL through `requestTracingSubscriber`.
 export { resolveExporterKind } from './otel/exporter-kind.js';
-// --- request tracing (issue 3) ---
-// Only modules that need nothing beyond @opentelemetry/api are re-exported here: producer
-// threads import this index. The SDK side (provider, exporters, the span tracker) is loaded
-// on the drain thread by module URL through `requestTracingSubscriber`.
 export type { BatchOptions, SamplerOptions, SpanExporterKind, SpanExportOptions } from './otel/exporter-options.js';
 export { readSpanFile } from './otel/read-span-file.js';
 export type { SpanKindName, SpanRecord, StatusCodeName } from './otel/span-record.js';
