@@ -4,7 +4,7 @@
  */
 import { BroadcastChannel } from 'node:worker_threads';
 import { getSpanRegistry } from '@kvmp/registry';
-import { metrics } from '@opentelemetry/api';
+import { type Counter, type MeterProvider, metrics } from '@opentelemetry/api';
 import type { Subscriber, SubscriberFactory } from '../drain/subscriber.js';
 import { createDrainTracing, TRACER_NAME, TRACER_VERSION } from '../otel/drain-tracer-provider.js';
 import { LEAKED_SPANS_METRIC } from './leaked-spans-metric.js';
@@ -13,22 +13,41 @@ import { RequestSpanTracker } from './request-span-tracker.js';
 import type { RequestTracingOptions } from './request-tracing-options.js';
 import type { RequestTracingStatsMessage } from './request-tracing-stats.js';
 
+/**
+ * The leaked-span counter on the drain thread's *current* global MeterProvider. The metrics
+ * subscriber may install its provider after this factory ran (subscribers load in declaration
+ * order) and the metrics API has no proxy provider, so the counter is re-resolved when the
+ * global provider changes. Leaks are rare; the check is one comparison.
+ */
+function leakedSpansCounter(): () => Counter {
+  let provider: MeterProvider | undefined;
+  let counter: Counter | undefined;
+  return () => {
+    const current = metrics.getMeterProvider();
+    if (counter === undefined || current !== provider) {
+      provider = current;
+      counter = current.getMeter(TRACER_NAME, TRACER_VERSION).createCounter(LEAKED_SPANS_METRIC, {
+        description: 'Spans kvmp ended itself (ERROR, kvmp.leaked=true) because their END never came',
+        unit: '{span}',
+      });
+    }
+    return counter;
+  };
+}
+
 export const createRequestTracingSubscriber: SubscriberFactory<RequestTracingOptions | undefined> = async (
   options,
   context,
 ) => {
   const opts = options ?? {};
   const tracing = await createDrainTracing(opts);
-  const leaked = metrics.getMeter(TRACER_NAME, TRACER_VERSION).createCounter(LEAKED_SPANS_METRIC, {
-    description: 'Spans kvmp ended itself (ERROR, kvmp.leaked=true) because their END never came',
-    unit: '{span}',
-  });
+  const leaked = leakedSpansCounter();
   const tracker = new RequestSpanTracker({
     tracer: tracing.tracer,
     registry: getSpanRegistry(),
     ttlMs: opts.ttlMs,
     maxClosedSessions: opts.maxClosedSessions,
-    onLeak: (reason, spanName) => leaked.add(1, { reason, span_name: spanName }),
+    onLeak: (reason, spanName) => leaked().add(1, { reason, span_name: spanName }),
     debug: (message, fields) => context.log.debug(message, fields),
   });
   const sweepIntervalNs = (opts.sweepIntervalMs ?? 30_000) * 1e6;
