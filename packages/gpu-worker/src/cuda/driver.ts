@@ -81,9 +81,10 @@ let cached: CudaDriver | CudaUnavailableError | undefined;
 /**
  * Loads koffi and libcuda.so.1 on first use (nothing CUDA-related is loaded before) and calls
  * cuInit. Throws {@link CudaUnavailableError} ("no CUDA driver found: …") when the library is
- * missing or cuInit fails; the outcome is cached for the thread.
+ * missing or cuInit fails; the outcome is cached for the thread. `KVMP_LIBCUDA` overrides the
+ * library path (a driver outside the loader path, or the test stand-in).
  */
-export function loadCudaDriver(libraryPath = 'libcuda.so.1'): CudaDriver {
+export function loadCudaDriver(libraryPath = process.env.KVMP_LIBCUDA || 'libcuda.so.1'): CudaDriver {
   if (cached === undefined) {
     try {
       cached = bind(libraryPath);
