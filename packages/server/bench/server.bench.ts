@@ -11,7 +11,9 @@
  * that motivated keeping session state off the pool (docs/design/actors.md).
  *
  * The last line with --json: {rps_tracing, rps_plain, p50_ms_tracing, p99_ms_tracing,
- * tracing_overhead_pct, ...}.
+ * tracing_overhead_pct, ...}. `tracing_overhead_pct` is the median over run pairs (plain and tracing
+ * run back to back) of the throughput lost with tracing on; the CPU cost per request of both modes
+ * (all threads of the process) is reported too, since it is far less sensitive to a shared machine.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,8 +34,8 @@ const optStr = (name: string, dflt: string): string => {
 };
 
 const JSON_OUT = flag('json');
-const RUNS = opt('runs', 5);
-const REQUESTS = opt('requests', 2000);
+const RUNS = opt('runs', 7);
+const REQUESTS = opt('requests', 1500);
 const CONCURRENCY = opt('concurrency', 16);
 /** `none`: spans are built but not exported; `off`: events flow through the ring with no subscriber. */
 const EXPORTER = optStr('exporter', 'jsonl') as 'jsonl' | 'none' | 'off';
@@ -66,6 +68,8 @@ interface RunResult {
   readonly p99: number;
   readonly hitTokenRatio: number;
   readonly evicted: number;
+  /** CPU time of the whole process (every thread) per request, µs. */
+  readonly cpuUsPerRequest: number;
 }
 
 /** Deterministic xorshift so both modes see the same request mix. */
@@ -79,7 +83,19 @@ function rng(seed: number): () => number {
   };
 }
 
-async function oneRun(tracing: boolean, runIndex: number): Promise<RunResult> {
+interface Target {
+  readonly tracing: boolean;
+  readonly server: CacheServer;
+  readonly engine: FakeEngine;
+  readonly dir: string;
+  readonly documents: readonly Uint32Array[];
+}
+
+/**
+ * One server per mode, created once and kept warm across runs (fresh worker threads would run
+ * cold JIT code in the first timed run of each). Both modes see the same request mix.
+ */
+async function startTarget(tracing: boolean): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), 'kvmp-bench-'));
   const engine = new FakeEngine({
     numLayers: 2,
@@ -101,52 +117,61 @@ async function oneRun(tracing: boolean, runIndex: number): Promise<RunResult> {
         }
       : false,
   });
-  try {
-    await engine.register(server);
-    const documents = Array.from({ length: DOCUMENTS }, (_, i) => fakePrompt(PREFIX_CHUNKS * CHUNK, 7_000 + i));
-    for (let i = 0; i < DOCUMENTS; i++) {
-      await engine.runRequest(server, { requestId: `warm-${runIndex}-${i}`, tokens: documents[i], compute: false });
-    }
-    const rand = rng(12345);
-    const prompts: Uint32Array[] = [];
-    for (let i = 0; i < REQUESTS; i++) {
-      const p = fakePrompt(PROMPT, 1_000_000 * (runIndex + 1) + i);
-      if (rand() < HIT_FRACTION) p.set(documents[Math.floor(rand() * DOCUMENTS)]);
-      prompts.push(p);
-    }
-    const lat = new Float64Array(REQUESTS);
-    let next = 0;
-    let hitTokens = 0;
-    const client = async (): Promise<void> => {
-      for (;;) {
-        const i = next++;
-        if (i >= REQUESTS) return;
-        const t0 = performance.now();
-        const rep = await engine.runRequest(server, {
-          requestId: `r${runIndex}-${i}`,
-          tokens: prompts[i],
-          compute: false,
-        });
-        lat[i] = performance.now() - t0;
-        hitTokens += rep.hitTokens;
-      }
-    };
-    const start = performance.now();
-    await Promise.all(Array.from({ length: CONCURRENCY }, client));
-    const elapsed = (performance.now() - start) / 1000;
-    lat.sort();
-    const evicted = server.status().l1.evictedKeys;
-    return {
-      rps: REQUESTS / elapsed,
-      p50: quantile(lat, 0.5),
-      p99: quantile(lat, 0.99),
-      hitTokenRatio: hitTokens / (REQUESTS * PROMPT),
-      evicted,
-    };
-  } finally {
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
+  await engine.register(server);
+  const documents = Array.from({ length: DOCUMENTS }, (_, i) => fakePrompt(PREFIX_CHUNKS * CHUNK, 7_000 + i));
+  return { tracing, server, engine, dir, documents };
+}
+
+async function stopTarget(t: Target): Promise<void> {
+  await t.server.close();
+  rmSync(t.dir, { recursive: true, force: true });
+}
+
+async function oneRun(target: Target, runIndex: number): Promise<RunResult> {
+  const { server, engine, documents } = target;
+  // The shared prefixes are (re)stored first, as a previous run's eviction may have taken some.
+  for (let i = 0; i < DOCUMENTS; i++) {
+    await engine.runRequest(server, { requestId: `warm-${runIndex}-${i}`, tokens: documents[i], compute: false });
   }
+  const rand = rng(12345);
+  const prompts: Uint32Array[] = [];
+  for (let i = 0; i < REQUESTS; i++) {
+    const p = fakePrompt(PROMPT, 1_000_000 * (runIndex + 1) + i);
+    if (rand() < HIT_FRACTION) p.set(documents[Math.floor(rand() * DOCUMENTS)]);
+    prompts.push(p);
+  }
+  const lat = new Float64Array(REQUESTS);
+  let next = 0;
+  let hitTokens = 0;
+  const client = async (): Promise<void> => {
+    for (;;) {
+      const i = next++;
+      if (i >= REQUESTS) return;
+      const t0 = performance.now();
+      const rep = await engine.runRequest(server, {
+        requestId: `r${runIndex}-${i}`,
+        tokens: prompts[i],
+        compute: false,
+      });
+      lat[i] = performance.now() - t0;
+      hitTokens += rep.hitTokens;
+    }
+  };
+  const evictedBefore = server.status().l1.evictedKeys;
+  const start = performance.now();
+  const cpu0 = process.cpuUsage();
+  await Promise.all(Array.from({ length: CONCURRENCY }, client));
+  const elapsed = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  lat.sort();
+  return {
+    rps: REQUESTS / elapsed,
+    p50: quantile(lat, 0.5),
+    p99: quantile(lat, 0.99),
+    hitTokenRatio: hitTokens / (REQUESTS * PROMPT),
+    evicted: server.status().l1.evictedKeys - evictedBefore,
+    cpuUsPerRequest: (cpu.user + cpu.system) / REQUESTS,
+  };
 }
 
 /** ns per message through an actor's mailbox vs a plain awaited call, and the pool round trip. */
@@ -201,33 +226,49 @@ async function main(): Promise<void> {
     `  actor message ${ov.actorNs.toFixed(0)} ns (plain awaited call ${ov.directNs.toFixed(0)} ns, overhead ${(ov.actorNs - ov.directNs).toFixed(0)} ns);` +
       ` piscina round trip ${ov.poolUs.toFixed(1)} µs; BLAKE3 ${ov.hashUsPerChunk.toFixed(2)} µs per 256-token chunk`,
   );
-  // Warm-up (JIT, worker threads), not counted.
-  await oneRun(false, 100);
-  await oneRun(true, 101);
+  const targets = {
+    plain: ONLY === 'tracing' ? undefined : await startTarget(false),
+    tracing: ONLY === 'plain' ? undefined : await startTarget(true),
+  };
   const plain: RunResult[] = [];
   const traced: RunResult[] = [];
-  for (let r = 0; r < RUNS; r++) {
-    // Alternate the order so drift on the shared machine hits both modes alike.
-    const order =
-      ONLY === 'plain' ? [false] : ONLY === 'tracing' ? [true] : r % 2 === 0 ? [false, true] : [true, false];
-    for (const tr of order) {
-      const res = await oneRun(tr, r);
-      (tr ? traced : plain).push(res);
-      log(
-        `  run ${r} ${tr ? 'tracing' : 'plain  '}: ${res.rps.toFixed(0)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms` +
-          `  hit tokens ${(res.hitTokenRatio * 100).toFixed(1)}%  evicted ${res.evicted}`,
-      );
+  try {
+    // Warm-up (JIT in every thread), not counted.
+    for (const t of [targets.plain, targets.tracing]) if (t) await oneRun(t, 100);
+    for (let r = 0; r < RUNS; r++) {
+      // Alternate the order so drift on the shared machine hits both modes alike.
+      const order = r % 2 === 0 ? [targets.plain, targets.tracing] : [targets.tracing, targets.plain];
+      for (const t of order) {
+        if (t === undefined) continue;
+        const res = await oneRun(t, r);
+        (t.tracing ? traced : plain).push(res);
+        log(
+          `  run ${r} ${t.tracing ? 'tracing' : 'plain  '}: ${res.rps.toFixed(0)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms` +
+            `  cpu ${res.cpuUsPerRequest.toFixed(0)} µs/req  hit tokens ${(res.hitTokenRatio * 100).toFixed(1)}%  evicted ${res.evicted}`,
+        );
+      }
     }
+  } finally {
+    for (const t of [targets.plain, targets.tracing]) if (t) await stopTarget(t);
   }
   if (plain.length === 0 || traced.length === 0) return;
   const rpsPlain = median(plain.map((r) => r.rps));
   const rpsTracing = median(traced.map((r) => r.rps));
+  // Runs of a pair are adjacent in time, so their ratio cancels most of the drift of a shared
+  // machine; the median over pairs is the robust overhead estimate.
+  const paired = plain.map((p, i) => ((p.rps - traced[i].rps) / p.rps) * 100);
+  const cpuPlain = median(plain.map((r) => r.cpuUsPerRequest));
+  const cpuTracing = median(traced.map((r) => r.cpuUsPerRequest));
   const out = {
     rps_tracing: Math.round(rpsTracing),
     rps_plain: Math.round(rpsPlain),
     p50_ms_tracing: +median(traced.map((r) => r.p50)).toFixed(3),
     p99_ms_tracing: +median(traced.map((r) => r.p99)).toFixed(3),
-    tracing_overhead_pct: +(((rpsPlain - rpsTracing) / rpsPlain) * 100).toFixed(2),
+    tracing_overhead_pct: +median(paired).toFixed(2),
+    tracing_overhead_pct_of_medians: +(((rpsPlain - rpsTracing) / rpsPlain) * 100).toFixed(2),
+    cpu_us_per_request_plain: Math.round(cpuPlain),
+    cpu_us_per_request_tracing: Math.round(cpuTracing),
+    tracing_cpu_overhead_pct: +(((cpuTracing - cpuPlain) / cpuPlain) * 100).toFixed(2),
     p50_ms_plain: +median(plain.map((r) => r.p50)).toFixed(3),
     p99_ms_plain: +median(plain.map((r) => r.p99)).toFixed(3),
     actor_ns_per_message: Math.round(ov.actorNs),
@@ -241,7 +282,8 @@ async function main(): Promise<void> {
     exporter: EXPORTER,
   };
   log(
-    `median: plain ${out.rps_plain} req/s, tracing ${out.rps_tracing} req/s → overhead ${out.tracing_overhead_pct}%;` +
+    `median: plain ${out.rps_plain} req/s, tracing ${out.rps_tracing} req/s; throughput overhead ${out.tracing_overhead_pct}%` +
+      ` (median of paired runs); CPU ${out.cpu_us_per_request_plain} → ${out.cpu_us_per_request_tracing} µs/req (+${out.tracing_cpu_overhead_pct}%);` +
       ` tracing p50 ${out.p50_ms_tracing} ms p99 ${out.p99_ms_tracing} ms`,
   );
   if (JSON_OUT) console.log(JSON.stringify(out));
