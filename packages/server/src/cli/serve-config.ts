@@ -95,6 +95,12 @@ export function tracesUrl(base: string, exporter: SpanExporterKind): string {
   return url.toString();
 }
 
+/** An environment variable, with the empty string treated as unset (as the OTel spec says). */
+function envVar(env: Env, name: string): string | undefined {
+  const v = env[name]?.trim();
+  return v === undefined || v === '' ? undefined : v;
+}
+
 export function resolveServeConfig(f: ServeFlags, env: Env = process.env): ServeConfig {
   const policy = f.evictionPolicy.toUpperCase();
   if (policy !== 'LRU') throw new ConfigError(`--eviction-policy ${f.evictionPolicy}: only LRU is implemented`);
@@ -111,12 +117,14 @@ export function resolveServeConfig(f: ServeFlags, env: Env = process.env): Serve
   }
 
   let tracing: ServeConfig['tracing'];
-  const sdkDisabled = (env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true';
-  const envExporterNone = (env.OTEL_TRACES_EXPORTER ?? '').trim().toLowerCase() === 'none';
+  const sdkDisabled = envVar(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true';
+  const envExporterNone = envVar(env, 'OTEL_TRACES_EXPORTER')?.toLowerCase() === 'none';
   if (f.enableTracing && !sdkDisabled && !envExporterNone) {
-    const protocol = (f.otlpProtocol ?? env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL)
-      ?.trim()
-      .toLowerCase();
+    const protocol = (
+      f.otlpProtocol ??
+      envVar(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ??
+      envVar(env, 'OTEL_EXPORTER_OTLP_PROTOCOL')
+    )?.toLowerCase();
     if (f.traceFile !== undefined) {
       tracing = { exporter: 'jsonl', endpoint: undefined, file: f.traceFile };
     } else {
@@ -124,7 +132,8 @@ export function resolveServeConfig(f: ServeFlags, env: Env = process.env): Serve
       if (exporter === undefined) {
         throw new ConfigError(`--otlp-protocol ${protocol}: use http/protobuf, http/json or grpc`);
       }
-      const envEndpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT;
+      const envEndpoint =
+        envVar(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') ?? envVar(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
       if (f.otlpEndpoint === undefined && envEndpoint === undefined) {
         throw new ConfigError(
           '--enable-tracing needs --otlp-endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT), or --trace-file for JSON lines',
@@ -160,7 +169,7 @@ export function resolveServeConfig(f: ServeFlags, env: Env = process.env): Serve
     logLevel: level as ServeConfig['logLevel'],
     eventLogging: f.eventLogging,
     tracing,
-    serviceInstanceId: f.serviceInstanceId ?? env.KVMP_SERVICE_INSTANCE_ID,
+    serviceInstanceId: f.serviceInstanceId,
     eventRingCapacity: f.eventRingCapacity,
     demo: f.demo,
   };

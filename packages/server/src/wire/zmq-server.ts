@@ -42,6 +42,7 @@ export class ZmqWireServer {
   private readonly slot: (() => void)[] = [];
   private loop: Promise<void> | undefined;
   private stopping = false;
+  private stoppedAt = 0;
   private boundEndpoint = '';
 
   constructor(service: WireService, options: ZmqServerOptions) {
@@ -78,12 +79,16 @@ export class ZmqWireServer {
   private async receiveLoop(): Promise<void> {
     const maxInflight = this.options.maxInflight ?? 4096;
     while (!this.router.closed) {
-      if (this.stopping && this.inflight === 0) return;
       let msg: Buffer[];
       try {
         msg = await this.router.receive();
       } catch (err) {
-        if ((err as { code?: string }).code === 'EAGAIN') continue;
+        if ((err as { code?: string }).code === 'EAGAIN') {
+          // Stopping: once nothing is in flight and the socket stayed quiet for one receive
+          // timeout, every request that reached us has been answered.
+          if (this.stopping && this.inflight === 0) return;
+          continue;
+        }
         if (this.router.closed) return;
         this.options.logger?.warn({ err: String(err) }, 'zmq receive failed');
         continue;
@@ -92,6 +97,8 @@ export class ZmqWireServer {
       if (identity === undefined) continue;
       if (this.stopping) {
         this.reply(identity, frames, { ok: false, error: { code: 'CLOSED', message: 'the server is shutting down' } });
+        // A client that keeps sending cannot hold the shutdown open for more than a few seconds.
+        if (this.inflight === 0 && Date.now() - this.stoppedAt > 5000) return;
         continue;
       }
       this.inflight++;
@@ -190,17 +197,14 @@ export class ZmqWireServer {
   }
 
   /**
-   * Graceful stop: unbinds (no new connections), answers further requests with CLOSED,
-   * waits for the requests in flight, flushes their replies, then closes the socket.
+   * Graceful stop: further requests are answered CLOSED, the requests in flight finish and
+   * their replies are flushed, then the socket closes. The endpoint stays bound until then,
+   * because unbinding a ROUTER also drops the connections the pending replies must go to.
    */
   async close(): Promise<void> {
     if (this.router.closed) return;
     this.stopping = true;
-    try {
-      await this.router.unbind(this.boundEndpoint);
-    } catch {
-      // Already unbound or never bound.
-    }
+    this.stoppedAt = Date.now();
     if (this.inflight > 0) await new Promise<void>((r) => this.idle.push(r));
     await this.loop;
     while (this.pumping) await this.pumping;
