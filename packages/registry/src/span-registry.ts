@@ -1,4 +1,5 @@
 import { type Context, type HrTime, ROOT_CONTEXT, type Span, trace } from '@opentelemetry/api';
+import { operationScopedName } from './logical-names.js';
 import { assertNotMainThread, assertOwnerThread, currentThreadId } from './thread-affinity.js';
 
 /** One open span and the context to pass as parent when starting a child under it. */
@@ -20,13 +21,16 @@ export interface RegisteredSpan {
  * - {@link get} returns the most recently opened entry that is still registered;
  * - {@link pop} with a span removes exactly that span's entry; without one it removes the
  *   most recent.
- * Callers that need a specific operation use its operation-scoped name
- * (`operationScopedName('store', opId, workerId)`), which the request tracing subscriber
- * registers next to the plain name.
+ *
+ * **Operations.** {@link openOperation} registers a span under its logical name tagged with
+ * an operation id and worker, which makes it reachable under its operation-scoped names too
+ * (`operationScopedName('store', 42)` = `store#42`, `store#42@1` for worker 1): a nested
+ * subscriber that knows the operation finds exactly its parent even when several operations
+ * of one type are open. Scoped names are resolved on lookup, so registering an operation
+ * builds no strings.
  */
 export class SpanRegistry {
-  /** Per session, per name: one entry, or a stack once a second span shares the name. */
-  private readonly sessions = new Map<string, Map<string, Entry | Entry[]>>();
+  private readonly sessions = new Map<string, SessionSlots>();
   private readonly owner = currentThreadId;
 
   /**
@@ -36,24 +40,55 @@ export class SpanRegistry {
    */
   open(sessionId: string, name: string, span: Span, ctx?: Context): RegisteredSpan {
     this.check();
-    const entry = new Entry(span, ctx);
-    this.insert(sessionId, name, entry);
+    const entry = new Entry(span, ctx, undefined, undefined);
+    this.slots(sessionId).add(name, entry);
     return entry;
   }
 
-  /** Registers one span under several names at once (e.g. `store` and `store#42`). */
+  /**
+   * Registers the span of one operation under its logical name, reachable also as
+   * `logical#opId` and `logical#opId@workerId` (see {@link operationScopedName}).
+   */
+  openOperation(
+    sessionId: string,
+    logical: string,
+    opId: number,
+    workerId: number | undefined,
+    span: Span,
+    ctx?: Context,
+  ): RegisteredSpan {
+    this.check();
+    const entry = new Entry(span, ctx, opId, workerId);
+    this.slots(sessionId).add(logical, entry);
+    return entry;
+  }
+
+  /** Registers one span under several names at once. */
   openAll(sessionId: string, names: readonly string[], span: Span, ctx?: Context): RegisteredSpan {
     this.check();
-    const entry = new Entry(span, ctx);
-    for (const name of names) this.insert(sessionId, name, entry);
+    const entry = new Entry(span, ctx, undefined, undefined);
+    const slots = this.slots(sessionId);
+    for (const name of names) slots.add(name, entry);
     return entry;
   }
 
-  /** The most recently opened entry under `name` still registered, if any. */
+  /**
+   * The most recently opened entry under `name` still registered, if any. An
+   * operation-scoped name (`store#42`, `store#42@1`) that was not registered literally
+   * resolves to the most recent matching operation under its logical name.
+   */
   get(sessionId: string, name: string): RegisteredSpan | undefined {
     this.check();
-    const slot = this.sessions.get(sessionId)?.get(name);
-    return slot === undefined || !Array.isArray(slot) ? slot : slot[slot.length - 1];
+    const slots = this.sessions.get(sessionId);
+    if (slots === undefined) return undefined;
+    const stack = slots.stack(name);
+    if (stack !== undefined) return stack[stack.length - 1];
+    const scoped = parseScoped(name);
+    if (scoped === undefined) return undefined;
+    const ops = slots.stack(scoped.logical);
+    if (ops === undefined) return undefined;
+    for (let i = ops.length - 1; i >= 0; i--) if (ops[i].matches(scoped.opId, scoped.workerId)) return ops[i];
+    return undefined;
   }
 
   /** The context of {@link get}, ready to pass as parent to `tracer.startSpan`. */
@@ -61,7 +96,7 @@ export class SpanRegistry {
     return this.get(sessionId, name)?.context;
   }
 
-  /** The first registered context among `names` (e.g. `['retrieve#7', 'retrieve', 'request']`). */
+  /** The first registered context among `names` (e.g. `['retrieve#7@0', 'retrieve', 'request']`). */
   firstContext(sessionId: string, names: readonly string[]): Context | undefined {
     for (const name of names) {
       const ctx = this.getContext(sessionId, name);
@@ -72,30 +107,15 @@ export class SpanRegistry {
 
   /**
    * Removes and returns an entry under `name`: the one holding `span` if given, else the most
-   * recent. Does not end the span (the caller owns its end time).
+   * recent. Does not end the span (the caller owns its end time). An operation registered
+   * with {@link openOperation} is removed by popping its logical name.
    */
   pop(sessionId: string, name: string, span?: Span): RegisteredSpan | undefined {
     this.check();
-    const names = this.sessions.get(sessionId);
-    const slot = names?.get(name);
-    if (names === undefined || slot === undefined) return undefined;
-    let entry: Entry | undefined;
-    if (!Array.isArray(slot)) {
-      if (span !== undefined && slot.span !== span) return undefined;
-      entry = slot;
-      names.delete(name);
-    } else {
-      let index = slot.length - 1;
-      if (span !== undefined) {
-        while (index >= 0 && slot[index].span !== span) index--;
-        if (index < 0) return undefined;
-      }
-      entry = slot[index];
-      for (let i = index; i < slot.length - 1; i++) slot[i] = slot[i + 1];
-      slot.length--;
-      if (slot.length === 1) names.set(name, slot[0]);
-    }
-    if (names.size === 0) this.sessions.delete(sessionId);
+    const slots = this.sessions.get(sessionId);
+    if (slots === undefined) return undefined;
+    const entry = slots.remove(name, span);
+    if (slots.empty) this.sessions.delete(sessionId);
     return entry;
   }
 
@@ -111,14 +131,11 @@ export class SpanRegistry {
    */
   clearSession(sessionId: string, endTime?: HrTime): number {
     this.check();
-    const names = this.sessions.get(sessionId);
-    if (names === undefined) return 0;
+    const slots = this.sessions.get(sessionId);
+    if (slots === undefined) return 0;
     this.sessions.delete(sessionId);
     const spans = new Set<Span>();
-    for (const slot of names.values()) {
-      if (Array.isArray(slot)) for (const entry of slot) spans.add(entry.span);
-      else spans.add(slot.span);
-    }
+    for (const stack of slots.stacks) for (const entry of stack) spans.add(entry.span);
     let ended = 0;
     for (const span of spans) {
       try {
@@ -137,32 +154,38 @@ export class SpanRegistry {
     return [...this.sessions.keys()];
   }
 
-  /** The names registered for a session (diagnostics and tests). */
+  /** The names registered for a session, operation-scoped names included (diagnostics and tests). */
   names(sessionId: string): string[] {
     this.check();
-    return [...(this.sessions.get(sessionId)?.keys() ?? [])];
+    const slots = this.sessions.get(sessionId);
+    if (slots === undefined) return [];
+    const out = new Set<string>();
+    slots.names.forEach((name, i) => {
+      out.add(name);
+      for (const e of slots.stacks[i]) {
+        if (e.opId === undefined) continue;
+        out.add(operationScopedName(name, e.opId));
+        if (e.workerId !== undefined) out.add(operationScopedName(name, e.opId, e.workerId));
+      }
+    });
+    return [...out];
   }
 
-  /** Number of (session, name, span) entries. */
+  /** Number of registrations (an operation counts once). */
   get size(): number {
     this.check();
     let n = 0;
-    for (const names of this.sessions.values()) {
-      for (const slot of names.values()) n += Array.isArray(slot) ? slot.length : 1;
-    }
+    for (const slots of this.sessions.values()) for (const stack of slots.stacks) n += stack.length;
     return n;
   }
 
-  private insert(sessionId: string, name: string, entry: Entry): void {
-    let names = this.sessions.get(sessionId);
-    if (names === undefined) {
-      names = new Map();
-      this.sessions.set(sessionId, names);
+  private slots(sessionId: string): SessionSlots {
+    let slots = this.sessions.get(sessionId);
+    if (slots === undefined) {
+      slots = new SessionSlots();
+      this.sessions.set(sessionId, slots);
     }
-    const slot = names.get(name);
-    if (slot === undefined) names.set(name, entry);
-    else if (Array.isArray(slot)) slot.push(entry);
-    else names.set(name, [slot, entry]);
+    return slots;
   }
 
   private check(): void {
@@ -176,6 +199,8 @@ class Entry implements RegisteredSpan {
   constructor(
     readonly span: Span,
     ctx: Context | undefined,
+    readonly opId: number | undefined,
+    readonly workerId: number | undefined,
   ) {
     this.ctx = ctx;
   }
@@ -183,6 +208,71 @@ class Entry implements RegisteredSpan {
     this.ctx ??= trace.setSpan(ROOT_CONTEXT, this.span);
     return this.ctx;
   }
+  /** Matches `logical#opId` (any worker) or `logical#opId@workerId`. */
+  matches(opId: number, workerId: number | undefined): boolean {
+    return this.opId === opId && (workerId === undefined || this.workerId === workerId);
+  }
+}
+
+/**
+ * One session's names. A session holds a handful of names at a time, so parallel arrays with
+ * a linear scan are cheaper than a Map per session.
+ */
+class SessionSlots {
+  readonly names: string[] = [];
+  readonly stacks: Entry[][] = [];
+
+  get empty(): boolean {
+    return this.names.length === 0;
+  }
+
+  stack(name: string): Entry[] | undefined {
+    const i = this.names.indexOf(name);
+    return i < 0 ? undefined : this.stacks[i];
+  }
+
+  add(name: string, entry: Entry): void {
+    const i = this.names.indexOf(name);
+    if (i >= 0) this.stacks[i].push(entry);
+    else {
+      this.names.push(name);
+      this.stacks.push([entry]);
+    }
+  }
+
+  remove(name: string, span: Span | undefined): Entry | undefined {
+    const i = this.names.indexOf(name);
+    if (i < 0) return undefined;
+    const stack = this.stacks[i];
+    let index = stack.length - 1;
+    if (span !== undefined) {
+      while (index >= 0 && stack[index].span !== span) index--;
+      if (index < 0) return undefined;
+    }
+    const entry = stack[index];
+    for (let k = index; k < stack.length - 1; k++) stack[k] = stack[k + 1];
+    stack.pop();
+    if (stack.length === 0) {
+      const last = this.names.length - 1;
+      // Swap-remove with pop(): setting `length` is a slow path in V8.
+      this.names[i] = this.names[last];
+      this.stacks[i] = this.stacks[last];
+      this.names.pop();
+      this.stacks.pop();
+    }
+    return entry;
+  }
+}
+
+/** `logical#opId` or `logical#opId@workerId`, as built by `operationScopedName`. */
+function parseScoped(name: string): { logical: string; opId: number; workerId: number | undefined } | undefined {
+  const hash = name.lastIndexOf('#');
+  if (hash <= 0) return undefined;
+  const at = name.indexOf('@', hash);
+  const opId = Number(name.slice(hash + 1, at < 0 ? undefined : at));
+  const workerId = at < 0 ? undefined : Number(name.slice(at + 1));
+  if (!Number.isInteger(opId) || (workerId !== undefined && !Number.isInteger(workerId))) return undefined;
+  return { logical: name.slice(0, hash), opId, workerId };
 }
 
 let singleton: SpanRegistry | undefined;

@@ -39,7 +39,7 @@ test('two spans under one name: get returns the latest still open; pop(span) rem
   t.is(registry.size, 1);
 });
 
-test('operation-scoped names tell concurrent operations apart', (t) => {
+test('operation-scoped names registered literally tell concurrent operations apart', (t) => {
   t.is(operationScopedName('store', 42), 'store#42');
   t.is(operationScopedName('store', 42, 1), 'store#42@1');
   const { tracer } = tracing();
@@ -110,4 +110,36 @@ test('openAll registers one span under several names; popAll removes it from all
   registry.popAll('s', ['retrieve', 'retrieve#7', 'retrieve#7@1'], span);
   t.is(registry.size, 0);
   t.deepEqual(registry.allSessionIds(), []);
+});
+
+test('openOperation: one registration reachable as logical, logical#op and logical#op@worker', (t) => {
+  const { tracer } = tracing();
+  const registry = new SpanRegistry();
+  const r0 = tracer.startSpan('mp.retrieve');
+  const r1 = tracer.startSpan('mp.retrieve');
+  const other = tracer.startSpan('mp.retrieve');
+  registry.openOperation('s', 'retrieve', 7, 0, r0);
+  registry.openOperation('s', 'retrieve', 7, 1, r1);
+  registry.openOperation('s', 'retrieve', 8, undefined, other);
+  t.is(registry.get('s', 'retrieve')?.span, other, 'plain name: the latest');
+  t.is(registry.get('s', operationScopedName('retrieve', 7, 0))?.span, r0);
+  t.is(registry.get('s', operationScopedName('retrieve', 7, 1))?.span, r1);
+  t.is(registry.get('s', operationScopedName('retrieve', 7))?.span, r1, 'any worker: the latest of op 7');
+  t.is(registry.get('s', operationScopedName('retrieve', 8))?.span, other);
+  t.is(registry.get('s', operationScopedName('retrieve', 9)), undefined);
+  t.is(registry.get('s', operationScopedName('store', 7)), undefined);
+  t.is(registry.size, 3, 'an operation counts once');
+  t.deepEqual(registry.names('s').sort(), ['retrieve', 'retrieve#7', 'retrieve#7@0', 'retrieve#7@1', 'retrieve#8']);
+  registry.pop('s', 'retrieve', r1);
+  t.is(registry.get('s', 'retrieve#7')?.span, r0);
+  t.is(registry.get('s', 'retrieve#7@1'), undefined);
+});
+
+test('a literal name containing # is found as registered, not as an operation', (t) => {
+  const { tracer } = tracing();
+  const registry = new SpanRegistry();
+  const span = tracer.startSpan('l2.load');
+  registry.open('s', 'l2.load#5@0', span);
+  t.is(registry.get('s', 'l2.load#5@0')?.span, span);
+  t.is(registry.pop('s', 'l2.load#5@0')?.span, span);
 });

@@ -19,8 +19,6 @@ export interface OperationSpec {
   readonly logical: string;
   /** Whether the root waits for it: only GPU-ordered operations announce themselves with SUBMITTED. */
   readonly deferrable: boolean;
-  /** `[logical]`, shared by every operation without an id. */
-  readonly plainNames: readonly string[];
 }
 
 export const OPERATIONS: Readonly<Record<OperationKind, OperationSpec>> = {
@@ -29,21 +27,18 @@ export const OPERATIONS: Readonly<Record<OperationKind, OperationSpec>> = {
     spanName: SpanName.LOOKUP_PREFETCH,
     logical: LogicalName.LOOKUP_PREFETCH,
     deferrable: false,
-    plainNames: [LogicalName.LOOKUP_PREFETCH],
   },
   retrieve: {
     kind: 'retrieve',
     spanName: SpanName.RETRIEVE,
     logical: LogicalName.RETRIEVE,
     deferrable: true,
-    plainNames: [LogicalName.RETRIEVE],
   },
   store: {
     kind: 'store',
     spanName: SpanName.STORE,
     logical: LogicalName.STORE,
     deferrable: true,
-    plainNames: [LogicalName.STORE],
   },
 };
 

@@ -1,9 +1,11 @@
-import { LogicalName, operationScopedName, type SpanRegistry } from '@kvmp/registry';
+import { LogicalName, type SpanRegistry } from '@kvmp/registry';
 import {
   type Attributes,
   type Context,
   type HrTime,
+  ROOT_CONTEXT,
   type Span,
+  type SpanContext,
   SpanStatusCode,
   type Tracer,
   trace,
@@ -14,7 +16,7 @@ import { extractTraceContext } from '../propagation/extract-trace-context.js';
 import { LEAK_REASONS, type LeakReason } from './leak-reason.js';
 import { OPERATIONS, type OperationSpec, SpanName } from './request-span-names.js';
 import type { RequestTracingStats } from './request-tracing-stats.js';
-import { Attr, lookupRootAttributes, metaAttributes, statusMessage } from './span-attributes.js';
+import { Attr, lookupRootAttributes, metaAttributes, setMetaAttributes, statusMessage } from './span-attributes.js';
 
 export interface RequestSpanTrackerOptions {
   readonly tracer: Tracer;
@@ -39,8 +41,6 @@ interface Child {
   readonly start: HrTime;
   readonly opId: number;
   readonly workerId: number | undefined;
-  /** Registry names it is registered under (plain logical name first). */
-  readonly names: readonly string[];
 }
 
 /**
@@ -71,8 +71,13 @@ interface Session {
   touchedNs: number;
 }
 
+/**
+ * What is remembered of a closed root for late children: its span context only. Keeping the
+ * context (which holds the ended root span, attributes and all) would retain every closed
+ * root for the TTL.
+ */
 interface Tombstone {
-  readonly rootContext: Context;
+  readonly root: SpanContext;
   readonly closedNs: number;
 }
 
@@ -253,7 +258,8 @@ export class RequestSpanTracker {
     session.carrier ??= carrier;
     // CPU-synchronous operations end before REQUEST_END on the same thread: one still open
     // now never gets its END, so it is ended (as leaked) now rather than after the TTL.
-    for (const child of [...session.children]) {
+    for (let i = session.children.length - 1; i >= 0; i--) {
+      const child = session.children[i];
       if (!child.op.deferrable) this.leakChild(session, child, 'end_missing', time);
     }
     if (session.inFlightStore + session.inFlightRetrieve === 0) this.closeRoot(session, time);
@@ -291,10 +297,11 @@ export class RequestSpanTracker {
     metaAttributes(event.type, event.meta, attributes);
     if (late) attributes[Attr.LATE] = true;
     const span = this.tracer.startSpan(op.spanName, { startTime: time, attributes }, parent);
-    const names = this.registryNames(op, opId, workerId);
-    // Children's registry contexts are built lazily: most are never used as a parent.
-    this.registry.openAll(id, names, span);
-    session.children.push({ op, span, start: time, opId, workerId, names });
+    // Registered under its logical name, reachable as `store#<op>[@<worker>]` when it has an
+    // op id; its registry context is built lazily (most are never used as a parent).
+    if (opId === 0) this.registry.open(id, op.logical, span);
+    else this.registry.openOperation(id, op.logical, opId, workerId, span);
+    session.children.push({ op, span, start: time, opId, workerId });
     this.openSpans++;
     this.childrenStarted++;
     if (late) this.lateChildren++;
@@ -317,7 +324,7 @@ export class RequestSpanTracker {
     this.touch(session, time);
     const child = this.findChild(session, op, opId, workerId);
     if (child !== undefined) {
-      child.span.setAttributes(metaAttributes(event.type, event.meta));
+      setMetaAttributes(child.span, event.type, event.meta);
       if (success === false) {
         child.span.setStatus({ code: SpanStatusCode.ERROR, message: statusMessage(error, `${op.kind} failed`) });
         this.failedChildren++;
@@ -370,7 +377,7 @@ export class RequestSpanTracker {
     if (tomb !== undefined) {
       this.tombstones.delete(id);
       session.phase = 'closed';
-      session.rootContext = tomb.rootContext;
+      session.rootContext = trace.setSpanContext(ROOT_CONTEXT, tomb.root);
     }
     return session;
   }
@@ -418,7 +425,9 @@ export class RequestSpanTracker {
     this.sessions.delete(session.id);
     if (session.rootContext === undefined) return;
     // A revived session's tombstone was deleted when it was revived, so this appends.
-    this.tombstones.set(session.id, { rootContext: session.rootContext, closedNs: this.clock() });
+    const root = trace.getSpanContext(session.rootContext);
+    if (root === undefined) return;
+    this.tombstones.set(session.id, { root, closedNs: this.clock() });
     if (this.tombstones.size > this.maxClosed) {
       const oldest = this.tombstones.keys().next();
       if (!oldest.done) this.tombstones.delete(oldest.value);
@@ -429,8 +438,8 @@ export class RequestSpanTracker {
     const children = session.children;
     const index = children.indexOf(child);
     for (let i = index; i < children.length - 1; i++) children[i] = children[i + 1];
-    children.length--;
-    this.registry.popAll(session.id, child.names, child.span);
+    children.pop();
+    this.registry.pop(session.id, child.op.logical, child.span);
     child.span.end(end);
     this.openSpans--;
   }
@@ -459,15 +468,6 @@ export class RequestSpanTracker {
     this.leakedSpans++;
     this.leakedByReason[reason]++;
     this.onLeak?.(reason, spanName);
-  }
-
-  /** The plain logical name plus the operation-scoped names (`store#42`, `store#42@1`). */
-  private registryNames(op: OperationSpec, opId: number, workerId: number | undefined): readonly string[] {
-    if (opId === 0) return op.plainNames;
-    const scoped = operationScopedName(op.logical, opId);
-    return workerId === undefined
-      ? [op.logical, scoped]
-      : [op.logical, scoped, operationScopedName(op.logical, opId, workerId)];
   }
 
   // --- matching --------------------------------------------------------------------------

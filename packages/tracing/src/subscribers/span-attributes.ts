@@ -1,4 +1,4 @@
-import type { Attributes, AttributeValue } from '@opentelemetry/api';
+import type { Attributes, AttributeValue, Span } from '@opentelemetry/api';
 import type { EventMeta } from '../events/event.js';
 import { EVENT_TYPES, type EventTypeName, type EventTypeSpec } from '../events/event-types.js';
 
@@ -56,6 +56,15 @@ export function metaAttributes(
     if (value !== undefined) into[keys[i]] = value as AttributeValue;
   }
   return into;
+}
+
+/** Sets an event's metadata on a span, one attribute at a time (no intermediate object). */
+export function setMetaAttributes(span: Span, type: EventTypeName, meta: Readonly<Record<string, unknown>>): void {
+  const keys = COPIED_KEYS.get(type) ?? [];
+  for (let i = 0; i < keys.length; i++) {
+    const value = meta[keys[i]];
+    if (value !== undefined) span.setAttribute(keys[i], value as AttributeValue);
+  }
 }
 
 /** A ratio that is 0 rather than NaN when nothing was requested. */
