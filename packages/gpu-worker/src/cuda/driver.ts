@@ -53,6 +53,8 @@ export interface CudaDriver {
   ipcGetEventHandle(event: CuHandle): Uint8Array;
   ipcOpenEventHandle(handle: Uint8Array): CuHandle;
   ipcOpenMemHandle(handle: Uint8Array): DevicePtr;
+  /** Exports an allocation (engine side; used by scripts/gpu-check's engine process). */
+  ipcGetMemHandle(ptr: DevicePtr): Uint8Array;
   ipcCloseMemHandle(ptr: DevicePtr): void;
   memAlloc(bytes: number): DevicePtr;
   memFree(ptr: DevicePtr): void;
@@ -164,6 +166,7 @@ function bind(libraryPath: string): CudaDriver {
     ['cuIpcOpenMemHandle_v2', 'cuIpcOpenMemHandle'],
     (n) => `int ${n}(_Out_ uint64_t *ptr, kvmp_CUipcHandle handle, unsigned int flags)`,
   );
+  const cuIpcGetMemHandle = fn(['cuIpcGetMemHandle'], (n) => `int ${n}(_Out_ uint8_t *handle, uint64_t ptr)`);
   const cuIpcCloseMemHandle = fn(['cuIpcCloseMemHandle'], (n) => `int ${n}(uint64_t ptr)`);
   const cuMemAlloc = fn(['cuMemAlloc_v2'], (n) => `int ${n}(_Out_ uint64_t *ptr, size_t bytes)`);
   const cuMemFree = fn(['cuMemFree_v2'], (n) => `int ${n}(uint64_t ptr)`);
@@ -295,6 +298,11 @@ function bind(libraryPath: string): CudaDriver {
           0,
         ),
       ),
+    ipcGetMemHandle: (ptr) => {
+      const handle = new Uint8Array(64);
+      check('cuIpcGetMemHandle', cuIpcGetMemHandle(handle, ptr));
+      return handle;
+    },
     ipcCloseMemHandle: (ptr) => check('cuIpcCloseMemHandle', cuIpcCloseMemHandle(ptr)),
     memAlloc: (bytes) => BigInt(out<bigint | number>('cuMemAlloc', (s) => cuMemAlloc(s, bytes), 0)),
     memFree: (ptr) => check('cuMemFree', cuMemFree(ptr)),

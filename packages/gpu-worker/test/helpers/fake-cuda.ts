@@ -42,6 +42,7 @@ export function buildFakeCuda(): FakeCuda {
   const htod = lib.func('int cuMemcpyHtoD_v2(uint64_t d, const void *s, size_t n)');
   const dtoh = lib.func('int cuMemcpyDtoH_v2(_Out_ void *d, uint64_t s, size_t n)');
   const eventCreate = lib.func('int cuEventCreate(_Out_ void **e, unsigned int flags)');
+  const ipcGetMem = lib.func('int cuIpcGetMemHandle(_Out_ uint8_t *h, uint64_t p)');
   const ipcGetEvent = lib.func('int cuIpcGetEventHandle(_Out_ uint8_t *h, void *e)');
   const launches = lib.func('int kvmp_fake_launches()');
   const registered = lib.func('int kvmp_fake_registered()');
@@ -64,8 +65,7 @@ export function buildFakeCuda(): FakeCuda {
     },
     memHandle: (ptr) => {
       const h = new Uint8Array(64);
-      h.set(new TextEncoder().encode('kvmpmem'));
-      new DataView(h.buffer).setBigUint64(8, ptr, true);
+      ok(ipcGetMem(h, ptr));
       return h;
     },
     eventHandle: () => {

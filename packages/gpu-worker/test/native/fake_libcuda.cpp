@@ -10,6 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <fcntl.h>
+#include <map>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define __global__
 #define __device__
@@ -70,14 +74,68 @@ CUresult cuIpcOpenEventHandle(void** e, Handle64 h) {
   g_opened_events++;
   *e = new FakeEvent{now_ms(), 1, 0x6}; return 0;
 }
-// A memory handle is "kvmpmem" + the host address of the allocation (same process).
+// "Device" allocations are POSIX shared memory, so a memory handle ("kvmpmem", size, shm name)
+// can be opened by another process, as CUDA IPC handles are (scripts/gpu-check's engine process).
+struct Alloc { std::string name; size_t size; bool owner; };
+static std::map<unsigned long long, Alloc> g_allocs;
+static int g_alloc_seq = 0;
+static void unlink_all() {
+  for (auto& [p, a] : g_allocs) if (a.owner) shm_unlink(a.name.c_str());
+}
+static void* map_shm(const char* name, size_t size, bool create) {
+  int fd = shm_open(name, create ? O_CREAT | O_EXCL | O_RDWR : O_RDWR, 0600);
+  if (fd < 0) return nullptr;
+  if (create && ftruncate(fd, (off_t)size) != 0) { close(fd); return nullptr; }
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  return p == MAP_FAILED ? nullptr : p;
+}
+CUresult cuMemAlloc_v2(unsigned long long* p, size_t n) {
+  if (g_alloc_seq == 0) atexit(unlink_all);
+  char name[48];
+  snprintf(name, sizeof name, "/kvmp-fake-cuda-%d-%d", (int)getpid(), ++g_alloc_seq);
+  void* mem = map_shm(name, n, true);
+  if (mem == nullptr) return 2;
+  *p = (unsigned long long)mem;
+  g_allocs[*p] = {name, n, true};
+  return 0;
+}
+CUresult cuMemFree_v2(unsigned long long p) {
+  auto it = g_allocs.find(p);
+  if (it == g_allocs.end()) return 1;
+  munmap((void*)p, it->second.size);
+  if (it->second.owner) shm_unlink(it->second.name.c_str());
+  g_allocs.erase(it);
+  return 0;
+}
+CUresult cuIpcGetMemHandle(Handle64* h, unsigned long long p) {
+  auto it = g_allocs.find(p);
+  if (it == g_allocs.end() || !it->second.owner) return 1;
+  memset(h, 0, 64);
+  memcpy(h->bytes, "kvmpmem", 7);
+  memcpy(h->bytes + 8, &it->second.size, 8);
+  snprintf((char*)h->bytes + 16, 48, "%s", it->second.name.c_str());
+  return 0;
+}
 CUresult cuIpcOpenMemHandle_v2(unsigned long long* p, Handle64 h, unsigned) {
   if (memcmp(h.bytes, "kvmpmem", 7) != 0) return 1;
-  memcpy(p, h.bytes + 8, 8); return 0;
+  size_t size;
+  memcpy(&size, h.bytes + 8, 8);
+  char name[49] = {0};
+  memcpy(name, h.bytes + 16, 48);
+  void* mem = map_shm(name, size, false);
+  if (mem == nullptr) return 1;
+  *p = (unsigned long long)mem;
+  g_allocs[*p] = {name, size, false};
+  return 0;
 }
-CUresult cuIpcCloseMemHandle(unsigned long long) { return 0; }
-CUresult cuMemAlloc_v2(unsigned long long* p, size_t n) { *p = (unsigned long long)aligned_alloc(256, (n + 255) / 256 * 256); return *p ? 0 : 2; }
-CUresult cuMemFree_v2(unsigned long long p) { free((void*)p); return 0; }
+CUresult cuIpcCloseMemHandle(unsigned long long p) {
+  auto it = g_allocs.find(p);
+  if (it == g_allocs.end() || it->second.owner) return 1;
+  munmap((void*)p, it->second.size);
+  g_allocs.erase(it);
+  return 0;
+}
 CUresult cuMemHostRegister_v2(void* p, size_t n, unsigned) { if (!p || !n) return 1; g_registered++; return 0; }
 CUresult cuMemHostUnregister(void*) { g_registered--; return 0; }
 CUresult cuMemcpyHtoDAsync_v2(unsigned long long d, const void* s, size_t n, void*) { memcpy((void*)d, s, n); return 0; }
