@@ -140,6 +140,7 @@ test('thousands of random interleavings: one closed root per request, every chil
       );
       if (end === undefined || firstTouch === undefined) return fail('generator bug');
       if (ns(root.startTime) !== ns(firstTouch.time)) return fail(`${plan.sessionId}: root start`);
+      // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max takes numbers only)
       const expectedEnd = ns(end.time) < ns(root.startTime) ? ns(root.startTime) : ns(end.time);
       if (ns(root.endTime) !== expectedEnd) return fail(`${plan.sessionId}: root end is not the REQUEST_END time`);
       if (root.attributes['kvmp.leaked'] !== undefined) return fail(`${plan.sessionId}: root leaked`);
