@@ -179,11 +179,13 @@ test('the periodic sweep ends a request whose store END never came, with ERROR a
       requestTracingSubscriber({ exporter: 'jsonl', file, statsChannel: statsName, ttlMs: 1, sweepIntervalMs: 1 }),
     ],
   });
-  await pipeline.start();
+  // Published before the drain starts, so its first pass sees all three: a sweep can never
+  // fall between them.
   const pub = pipeline.publisher;
   pub.publish('MP_REQUEST_START', 'underflow', {});
   pub.publish('MP_RETRIEVE_SUBMITTED', 'underflow', { device: 'cuda:0' }, { opId: 9 });
   pub.publish('MP_REQUEST_END', 'underflow', {});
+  await pipeline.start();
   const swept = await stats.next((m) => m.kind === 'sweep' && m.stats.leakedSpans > 0);
   await pipeline.stop();
   stats.close();

@@ -23,11 +23,13 @@ test('kvmp.tracing.leaked_spans counts swept spans by reason', async (t) => {
       metricsSubscriber(),
     ],
   });
-  await pipeline.start();
+  // Published before the drain starts, so its first pass sees all three: a sweep can never
+  // fall between them.
   const pub = pipeline.publisher;
   pub.publish('MP_REQUEST_START', 'leaky', {});
   pub.publish('MP_STORE_SUBMITTED', 'leaky', { device: 'cuda:0' }, { opId: 1 });
   pub.publish('MP_REQUEST_END', 'leaky', {});
+  await pipeline.start();
   await stats.next((m) => m.kind === 'sweep' && m.stats.leakedSpans === 1);
   const text = await scrapeMetrics(pipeline);
   await pipeline.stop();
