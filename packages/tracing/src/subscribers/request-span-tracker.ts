@@ -1,6 +1,5 @@
 import { LogicalName, type SpanRegistry } from '@kvmp/registry';
 import {
-  type Attributes,
   type Context,
   type HrTime,
   ROOT_CONTEXT,
@@ -16,7 +15,7 @@ import { extractTraceContext } from '../propagation/extract-trace-context.js';
 import { LEAK_REASONS, type LeakReason } from './leak-reason.js';
 import { OPERATIONS, type OperationSpec, SpanName } from './request-span-names.js';
 import type { RequestTracingStats } from './request-tracing-stats.js';
-import { Attr, lookupRootAttributes, metaAttributes, setMetaAttributes, statusMessage } from './span-attributes.js';
+import { Attr, setLookupRootAttributes, setMetaAttributes, statusMessage } from './span-attributes.js';
 
 export interface RequestSpanTrackerOptions {
   readonly tracer: Tracer;
@@ -164,13 +163,13 @@ export class RequestSpanTracker {
         this.childStart(OPERATIONS.store, event);
         return;
       case 'MP_LOOKUP_PREFETCH_END':
-        this.childEnd(OPERATIONS.lookup_prefetch, event, lookupRootAttributes(event.meta));
+        this.childEnd(OPERATIONS.lookup_prefetch, event);
         return;
       case 'MP_RETRIEVE_END':
-        this.childEnd(OPERATIONS.retrieve, event, undefined, event.meta.success, event.meta.error);
+        this.childEnd(OPERATIONS.retrieve, event, event.meta.success, event.meta.error);
         return;
       case 'MP_STORE_END':
-        this.childEnd(OPERATIONS.store, event, undefined, event.meta.success, event.meta.error);
+        this.childEnd(OPERATIONS.store, event, event.meta.success, event.meta.error);
         return;
       default:
         return;
@@ -291,12 +290,16 @@ export class RequestSpanTracker {
       : this.findChild(session, op, undefined, workerId);
     if (previous !== undefined) this.leakChild(session, previous, 'superseded');
 
-    const attributes: Attributes = { [Attr.SESSION_ID]: id };
-    if (workerId !== undefined) attributes[Attr.WORKER_ID] = workerId;
-    if (opId !== 0) attributes[Attr.OP_ID] = opId;
-    metaAttributes(event.type, event.meta, attributes);
-    if (late) attributes[Attr.LATE] = true;
-    const span = this.tracer.startSpan(op.spanName, { startTime: time, attributes }, parent);
+    const span = this.tracer.startSpan(op.spanName, { startTime: time }, parent);
+    // Attributes are set on the span directly (not passed to startSpan, which copies them
+    // twice), and only when it records: an unsampled request costs no attribute work.
+    if (span.isRecording()) {
+      span.setAttribute(Attr.SESSION_ID, id);
+      if (workerId !== undefined) span.setAttribute(Attr.WORKER_ID, workerId);
+      if (opId !== 0) span.setAttribute(Attr.OP_ID, opId);
+      setMetaAttributes(span, event.type, event.meta);
+      if (late) span.setAttribute(Attr.LATE, true);
+    }
     // Registered under its logical name, reachable as `store#<op>[@<worker>]` when it has an
     // op id; its registry context is built lazily (most are never used as a parent).
     if (opId === 0) this.registry.open(id, op.logical, span);
@@ -310,7 +313,6 @@ export class RequestSpanTracker {
   private childEnd(
     op: OperationSpec,
     event: Extract<KvmpEvent, { type: 'MP_LOOKUP_PREFETCH_END' | 'MP_RETRIEVE_END' | 'MP_STORE_END' }>,
-    rootAttributes: Attributes | undefined,
     success?: boolean,
     error?: string,
   ): void {
@@ -324,7 +326,7 @@ export class RequestSpanTracker {
     this.touch(session, time);
     const child = this.findChild(session, op, opId, workerId);
     if (child !== undefined) {
-      setMetaAttributes(child.span, event.type, event.meta);
+      if (child.span.isRecording()) setMetaAttributes(child.span, event.type, event.meta);
       if (success === false) {
         child.span.setStatus({ code: SpanStatusCode.ERROR, message: statusMessage(error, `${op.kind} failed`) });
         this.failedChildren++;
@@ -335,7 +337,9 @@ export class RequestSpanTracker {
       this.unmatchedEnds++;
       this.debug?.('END without a matching START', { session_id: id, type: event.type, op_id: opId });
     }
-    if (rootAttributes !== undefined && session.root !== undefined) session.root.setAttributes(rootAttributes);
+    if (event.type === 'MP_LOOKUP_PREFETCH_END' && session.root?.isRecording()) {
+      setLookupRootAttributes(session.root, event.meta);
+    }
     // The END finishes the work whether or not its START was seen.
     if (session.phase === 'open' && op.deferrable) {
       if (op.kind === 'store' && session.inFlightStore > 0) session.inFlightStore--;
@@ -389,9 +393,11 @@ export class RequestSpanTracker {
 
   private openRoot(session: Session, time: HrTime, model: string | undefined): void {
     const parent = extractTraceContext(session.carrier);
-    const attributes: Attributes = { [Attr.SESSION_ID]: session.id };
-    if (model !== undefined && model !== '') attributes[Attr.MODEL_NAME] = model;
-    const root = this.tracer.startSpan(SpanName.REQUEST, { startTime: time, attributes }, parent);
+    const root = this.tracer.startSpan(SpanName.REQUEST, { startTime: time }, parent);
+    if (root.isRecording()) {
+      root.setAttribute(Attr.SESSION_ID, session.id);
+      if (model !== undefined && model !== '') root.setAttribute(Attr.MODEL_NAME, model);
+    }
     session.root = root;
     session.rootStart = time;
     session.rootContext = trace.setSpan(parent, root);

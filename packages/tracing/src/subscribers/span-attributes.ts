@@ -1,4 +1,4 @@
-import type { Attributes, AttributeValue, Span } from '@opentelemetry/api';
+import type { AttributeValue, Span } from '@opentelemetry/api';
 import type { EventMeta } from '../events/event.js';
 import { EVENT_TYPES, type EventTypeName, type EventTypeSpec } from '../events/event-types.js';
 
@@ -44,21 +44,10 @@ const COPIED_KEYS = new Map<EventTypeName, readonly string[]>(
   ]),
 );
 
-/** Copies an event's metadata as typed attributes (numbers stay numbers: the anchor stringified them). */
-export function metaAttributes(
-  type: EventTypeName,
-  meta: Readonly<Record<string, unknown>>,
-  into: Attributes = {},
-): Attributes {
-  const keys = COPIED_KEYS.get(type) ?? [];
-  for (let i = 0; i < keys.length; i++) {
-    const value = meta[keys[i]];
-    if (value !== undefined) into[keys[i]] = value as AttributeValue;
-  }
-  return into;
-}
-
-/** Sets an event's metadata on a span, one attribute at a time (no intermediate object). */
+/**
+ * Sets an event's metadata on a span as typed attributes (numbers stay numbers: the anchor
+ * stringified them), one at a time, with no intermediate object.
+ */
 export function setMetaAttributes(span: Span, type: EventTypeName, meta: Readonly<Record<string, unknown>>): void {
   const keys = COPIED_KEYS.get(type) ?? [];
   for (let i = 0; i < keys.length; i++) {
@@ -73,23 +62,20 @@ function rate(part: number, whole: number): number {
 }
 
 /**
- * The root's lookup attributes. `hit_rate` and the per-tier rates are precomputed because
- * trace UIs cannot divide two attributes at query time; the tier rates are relative to the
- * requested tokens, so `l1_hit_rate + l2_hit_rate == hit_rate`.
+ * Sets the root's lookup attributes. `hit_rate` and the per-tier rates are precomputed
+ * because trace UIs cannot divide two attributes at query time; the tier rates are relative
+ * to the requested tokens, so `l1_hit_rate + l2_hit_rate == hit_rate`.
  */
-export function lookupRootAttributes(meta: EventMeta<'MP_LOOKUP_PREFETCH_END'>): Attributes {
-  const attrs: Attributes = {
-    [Attr.HIT_TOKENS]: meta.hit_tokens,
-    [Attr.REQUESTED_TOKENS]: meta.requested_tokens,
-    [Attr.HIT_RATE]: rate(meta.hit_tokens, meta.requested_tokens),
-    [Attr.L1_HIT_TOKENS]: meta.l1_hit_tokens,
-    [Attr.L2_HIT_TOKENS]: meta.l2_hit_tokens,
-    [Attr.L1_HIT_RATE]: rate(meta.l1_hit_tokens, meta.requested_tokens),
-    [Attr.L2_HIT_RATE]: rate(meta.l2_hit_tokens, meta.requested_tokens),
-    [Attr.EARLY_EXIT_REASON]: meta.early_exit_reason,
-  };
-  if (meta.model_name !== undefined) attrs[Attr.MODEL_NAME] = meta.model_name;
-  return attrs;
+export function setLookupRootAttributes(root: Span, meta: EventMeta<'MP_LOOKUP_PREFETCH_END'>): void {
+  root.setAttribute(Attr.HIT_TOKENS, meta.hit_tokens);
+  root.setAttribute(Attr.REQUESTED_TOKENS, meta.requested_tokens);
+  root.setAttribute(Attr.HIT_RATE, rate(meta.hit_tokens, meta.requested_tokens));
+  root.setAttribute(Attr.L1_HIT_TOKENS, meta.l1_hit_tokens);
+  root.setAttribute(Attr.L2_HIT_TOKENS, meta.l2_hit_tokens);
+  root.setAttribute(Attr.L1_HIT_RATE, rate(meta.l1_hit_tokens, meta.requested_tokens));
+  root.setAttribute(Attr.L2_HIT_RATE, rate(meta.l2_hit_tokens, meta.requested_tokens));
+  root.setAttribute(Attr.EARLY_EXIT_REASON, meta.early_exit_reason);
+  if (meta.model_name !== undefined) root.setAttribute(Attr.MODEL_NAME, meta.model_name);
 }
 
 /** Longest status message kept: reasons are for humans; a long one is likely a payload dump. */
