@@ -424,8 +424,8 @@ export async function createCacheServer(config: CacheServerConfig): Promise<Cach
   const pool = new HashPool(hasher, config.pool);
 
   const gpuCfg = config.gpu ?? {};
-  let gpu: GpuWorkerLike;
-  let ownsGpu: boolean;
+  let gpu: GpuWorkerLike | undefined;
+  let ownsGpu = false;
   let device: string;
   let segmentBase = 0;
   try {
@@ -447,6 +447,7 @@ export async function createCacheServer(config: CacheServerConfig): Promise<Cach
     const first = await gpu.registerHostMemory(l1.pool.segments);
     segmentBase = typeof first === 'number' ? first : 0;
   } catch (err) {
+    if (ownsGpu) await gpu?.close().catch(() => {});
     await pool.close();
     await pipeline?.stop();
     throw err;

@@ -95,3 +95,46 @@ test('ping, getChunkSize, clear, unregister', async (t) => {
   await server.endSession('n');
   await h.finish();
 });
+
+test('a plan the GPU worker rejects: END still published, nothing stored, nothing left locked', async (t) => {
+  const h = await startHarness(t);
+  const { server, engine } = h;
+  const tokens = fakePrompt(2 * CHUNK, 7);
+  const blocks = engine.allocateBlocks(tokens.length);
+  engine.computeKv(tokens, blocks, 0, tokens.length);
+  // A 64-byte handle that is not a CPU event: the cpu backend refuses the plan.
+  const notAnEvent = new Uint8Array(64);
+  const s = await server.store({
+    requestId: 'dup',
+    instanceId: engine.instanceId,
+    tokens,
+    blockIds: blocks,
+    waitEvent: notAnEvent,
+  });
+  t.like(s, { ok: false, storedChunks: 0, failedChunks: 2 });
+  t.truthy(s.error);
+  t.like(server.status().l1, { objects: 0, usedBytes: 0, writeLocked: 0, pinned: 0 });
+  await server.endSession('dup');
+  const rep = await engine.runRequest(server, { requestId: 'after', tokens });
+  t.like(rep, { hitTokens: 0, storedChunks: 2, corruptTokens: 0 });
+  // A retrieve whose blocks overlap (every chunk into one block): refused by the worker; the
+  // pins go back and the cached chunks stay intact.
+  await server.lookup({ requestId: 'overlap', modelName: 'fake-model', tokens });
+  t.is(await server.queryPrefetchStatus('overlap'), 2);
+  const r = await server.retrieve({
+    requestId: 'overlap',
+    instanceId: engine.instanceId,
+    tokens,
+    blockIds: blocks.map(() => blocks[0]),
+  });
+  t.false(r.ok);
+  t.like(server.status().l1, { pinned: 0, readLocked: 0, objects: 2 });
+  await server.endSession('overlap');
+  const check = await engine.runRequest(server, { requestId: 'check', tokens });
+  t.like(check, { hitTokens: 2 * CHUNK, corruptTokens: 0 });
+  const spans = await h.finish();
+  t.is(spans.find((x) => x.name === 'mp.retrieve' && x.attributes.session_id === 'overlap')?.status.code, 'ERROR');
+  const store = spans.find((x) => x.name === 'mp.store' && x.attributes.session_id === 'dup');
+  t.is(store?.status.code, 'ERROR');
+  t.truthy(spans.find((x) => x.name === 'request' && x.attributes.session_id === 'dup'));
+});
