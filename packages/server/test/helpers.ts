@@ -6,6 +6,7 @@ import {
   readSpanFile,
   requestTracingSubscriber,
   type SpanRecord,
+  type SubscriberSpec,
 } from '@kvmp/tracing';
 import {
   type CacheServer,
@@ -43,6 +44,8 @@ export async function startHarness(
     engine?: FakeEngineOptions;
     capacityChunks?: number;
     l1?: Partial<L1Config>;
+    /** More drain-thread subscribers (e.g. metrics). */
+    subscribers?: readonly SubscriberSpec[];
   } = {},
 ): Promise<Harness> {
   const tracing = options.tracing ?? true;
@@ -78,6 +81,7 @@ export async function startHarness(
                 export: 'createEventLogSubscriber',
                 options: { file: eventFile },
               },
+              ...(options.subscribers ?? []),
             ],
           },
         }

@@ -1,3 +1,4 @@
+import { metricsSubscriber, scrapeMetrics } from '@kvmp/tracing';
 import test from 'ava';
 import { fakePrompt } from '../src/index.js';
 import { assertTree, byName, CHUNK, sessionSpans, sleep, startHarness } from './helpers.js';
@@ -118,7 +119,7 @@ test('cache_salt isolates tenants', async (t) => {
 });
 
 test('OOM: the store says how many chunks it stored; event and metric record it', async (t) => {
-  const h = await startHarness(t, { capacityChunks: 4 });
+  const h = await startHarness(t, { capacityChunks: 4, subscribers: [metricsSubscriber()] });
   const { server, engine } = h;
   const held = fakePrompt(3 * CHUNK, 600);
   await engine.runRequest(server, { requestId: 'w', tokens: held });
@@ -130,6 +131,13 @@ test('OOM: the store says how many chunks it stored; event and metric record it'
   t.like(s, { ok: true, requestedChunks: 3, storedChunks: 1, failedChunks: 2 });
   t.regex(s.error ?? '', /out of L1 memory: 2 of 3/);
   t.like(server.status().l1, { allocationFailures: 1, allocationFailedKeys: 2 });
+  // The drain thread's metrics subscriber counts it too (Prometheus text).
+  let text = '';
+  for (let i = 0; i < 100 && !/kvmp_l1_allocation_failures_total\{[^}]*\} 2\b/.test(text); i++) {
+    text = await scrapeMetrics(server.pipeline!);
+    await sleep(10);
+  }
+  t.regex(text, /kvmp_l1_allocation_failures_total\{[^}]*during="l1_store"[^}]*\} 2\b/);
   await server.endSession('oom');
   await server.endSession('lock');
   const spans = await h.finish();

@@ -44,6 +44,8 @@ export interface L1Object {
   pins: number;
   /** Freed as soon as its read count reaches 0 (L2 prefetch buffers). */
   temporary: boolean;
+  /** Model of the instance that stored it (event metadata only). */
+  readonly modelName: string | undefined;
   /** No longer in the index; the slot is freed when the last pin drops. */
   removed: boolean;
 }
@@ -146,7 +148,7 @@ export class L1Store {
     slotBytes: number,
     chunkBytes: number,
     sessionId: string,
-    options: { temporary?: boolean } = {},
+    options: { temporary?: boolean; modelName?: string } = {},
   ): WriteReservation {
     const outcomes: WriteOutcome[] = new Array(keys.length);
     const objects: L1Object[] = [];
@@ -197,6 +199,7 @@ export class L1Store {
         pins: 1,
         temporary: options.temporary === true,
         removed: false,
+        modelName: options.modelName,
       };
       this.index.set(key, obj);
       objects.push(obj);
@@ -208,6 +211,7 @@ export class L1Store {
       this.emit('L1_WRITE_RESERVED', sessionId, {
         key_count: objects.length,
         total_bytes: objects.length * chunkBytes,
+        ...(options.modelName === undefined ? {} : { model_name: options.modelName }),
       });
     }
     if (oomKeys > 0) {
@@ -251,7 +255,14 @@ export class L1Store {
       bytes += obj.chunkBytes;
       count++;
     }
-    if (count > 0) this.emit('L1_WRITE_FINISHED', sessionId, { key_count: count, total_bytes: bytes });
+    if (count > 0) {
+      const modelName = objects[0].modelName;
+      this.emit('L1_WRITE_FINISHED', sessionId, {
+        key_count: count,
+        total_bytes: bytes,
+        ...(modelName === undefined ? {} : { model_name: modelName }),
+      });
+    }
   }
 
   // --- reads ------------------------------------------------------------------------------

@@ -336,7 +336,7 @@ export async function submitStore(
     });
     throw err;
   }
-  const reservation = ctx.l1.reserveWrite(keys, inst.slotBytes, inst.chunkBytes, sid);
+  const reservation = ctx.l1.reserveWrite(keys, inst.slotBytes, inst.chunkBytes, sid, { modelName: inst.modelName });
   for (const key of keys) session.keys.add(key);
   let deduped = 0;
   let oom = 0;
