@@ -283,3 +283,27 @@ test('close() ends sessions still open: locks go back, no span leaks', async (t)
   t.like(h.tracingStats(), { leakedSpans: 0, openSpans: 0 });
   t.true(h.events().some((e) => e.sessionId === 'open' && e.type === 'MP_REQUEST_END'));
 });
+
+test('retrieve skip-first-N-tokens leaves the engine’s first N tokens untouched', async (t) => {
+  const h = await startHarness(t, { tracing: false });
+  const { server, engine } = h;
+  const tokens = fakePrompt(3 * CHUNK, 95);
+  await engine.runRequest(server, { requestId: 'w', tokens });
+  await server.lookup({ requestId: 'skip', modelName: MODEL, tokens });
+  t.is(await server.queryPrefetchStatus('skip'), 3);
+  const blocks = engine.allocateBlocks(tokens.length);
+  engine.zeroBlocks(blocks);
+  const skip = CHUNK + 2 * BLOCK; // the engine's prefix cache already holds these
+  const r = await server.retrieve({
+    requestId: 'skip',
+    instanceId: engine.instanceId,
+    tokens,
+    blockIds: blocks,
+    skipFirstTokens: skip,
+  });
+  t.like(r, { ok: true, retrievedChunks: 3, tokens: tokens.length - skip });
+  t.is(engine.verifyKv(tokens, blocks, skip, tokens.length), 0, 'everything after the skip is byte-exact');
+  t.is(engine.verifyKv(tokens, blocks, 0, skip), skip, 'the skipped tokens were not written');
+  await server.endSession('skip');
+  await h.finish();
+});
