@@ -147,3 +147,27 @@ test('CpuBackend.close releases host segments and streams', async (t) => {
   });
   t.is(result.failure, 'unknown_instance');
 });
+
+test('if the worker thread dies, pending operations resolve worker_gone and the client publishes their END', async (t) => {
+  const events = await collectingPipeline();
+  const gpu = await spawnGpuWorker({ backend: 'cpu', ring: events.pipeline.handle });
+  const engine = makeEngineKv(spec, rng(10));
+  await gpu.registerKvCache('a', spec, { backend: 'cpu', layers: engine.layers });
+  await gpu.registerHostMemory([new SharedArrayBuffer(engine.info.bytesPerToken * 4)]);
+  const p = plan('a', [1], 4, [{ segment: 0, offset: 0 }], { waitEvent: createCpuEvent() });
+  const pending = gpu.store(p);
+  await ticks(5);
+  // Simulate a crash of the GPU worker thread (the client's private Worker, reached for the test).
+  await (gpu as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+  const res = await pending;
+  t.like(res, { ok: false, failure: 'worker_gone' });
+  t.regex(res.error ?? '', /gpu worker thread exited/);
+  const after = await gpu.retrieve(plan('a', [1], 4, [{ segment: 0, offset: 0 }]));
+  t.is(after.failure, 'worker_gone');
+  await gpu.close();
+  const seen = (await events.stop()).filter((e) => e.sessionId === p.sessionId);
+  t.deepEqual(
+    seen.map((e) => e.type),
+    ['MP_STORE_START', 'MP_STORE_END'],
+  );
+});
