@@ -7,7 +7,8 @@
  * Not a test: prints the median of several alternating runs (the ratio is the median of the
  * per-pair ratios, each pair run back to back). `--json` makes the last line
  * `{"trees_per_s":…,"sdk_trees_per_s":…,"ratio":…}`. Options: `--trees N` (per run, default
- * 10,000), `--runs N` (default 5), `--budget N` (the pipeline's drainBudget, default 4096).
+ * 10,000), `--runs N` (default 7), `--budget N` (the pipeline's drainBudget, default 4096),
+ * `--window N` (pacing window in spans, default 8192).
  *
  * Both sides are paced the same way: at most WINDOW spans created but not yet received,
  * because the BatchSpanProcessor drops spans once its queue is full, and a dropped span
@@ -26,9 +27,9 @@ const flag = (name: string, fallback: number): number => {
 };
 const JSON_OUT = args.includes('--json');
 const TREES = flag('--trees', 10_000);
-const RUNS = flag('--runs', 5);
+const RUNS = flag('--runs', 7);
 const SPANS_PER_TREE = 4;
-const WINDOW = 8192;
+const WINDOW = flag('--window', 8192);
 const BATCH = { maxQueueSize: 16384, maxExportBatchSize: 512, scheduledDelayMillis: 20, exportTimeoutMillis: 30000 };
 const CONCURRENCY = 64;
 
