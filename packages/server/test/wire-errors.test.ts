@@ -139,6 +139,23 @@ test('semantic errors: ranges, salts, unknown instances, sessions and handles; s
   t.is(r.corruptChunks, 0);
 });
 
+test('re-registering an engine-driven instance cancels its prepared stores and keeps stored bytes', async (t) => {
+  const h = await startWire(t);
+  const client = await h.client();
+  const engine = new DemoEngine(client);
+  await engine.register();
+  const prompt = demoPrompt(5, 5, 64 * 3, 0);
+  t.is((await engine.runRequest('one', prompt)).storedChunks, 3);
+  const other = demoPrompt(6, 6, 64 * 2, 0);
+  const prep = await client.prepareStore({ requestId: 'pending', instanceId: engine.instanceId, tokens: other });
+  await engine.register();
+  t.is(await code(client.commitStore(prep.handle, engine.computeChunks(other, 0, 2))), 'UNKNOWN_HANDLE');
+  const again = await engine.runRequest('two', prompt);
+  t.is(again.hitTokens, 64 * 3);
+  t.is(again.corruptChunks, 0);
+  t.is(h.wire.service.stats().engineDriven[0].stagingFree, h.wire.service.stats().engineDriven[0].stagingChunks);
+});
+
 test('CUDA IPC registration is validated field by field', async (t) => {
   const h = await startWire(t);
   const client = await h.client();

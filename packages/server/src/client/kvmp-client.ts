@@ -237,13 +237,15 @@ export class KvmpClient {
         }
         this.queue.length = 0;
       }
-      for (;;) {
+      for (let backoff = 50; ; backoff = Math.min(2000, backoff * 2)) {
         if (this.closed) return;
         try {
           await this.hello();
           break;
         } catch (err) {
           if (err instanceof KvmpClientError && err.code === 'VERSION_MISMATCH') throw err;
+          // A server that answers fast (e.g. CLOSED while it shuts down) must not be hammered.
+          await new Promise((r) => setTimeout(r, backoff));
         }
       }
       for (const { type, payload } of this.registrations.values()) await this.request(type, payload);

@@ -25,6 +25,7 @@ import { PROTOCOL_VERSION, type RequestTypeName, type WireErrorCode } from './pr
 import { Staging } from './staging.js';
 import { withCarrier } from './trace-context.js';
 import { WireError } from './wire-error.js';
+import type { WireLogger } from './zmq-server.js';
 
 export interface WireServiceOptions {
   /** Per-message limit in bytes (all frames of one request or reply). */
@@ -39,6 +40,8 @@ export interface WireServiceOptions {
   readonly sessionTtlMs?: number;
   /** Server name and version for HELLO. */
   readonly serverName?: string;
+  /** Lifecycle at debug, expiries at warn; never payloads. */
+  readonly logger?: WireLogger;
 }
 
 /** Room left in a COMMIT_STORE message for everything but KV bytes (the handle, keys, id frames). */
@@ -173,7 +176,7 @@ export class WireService {
         'this server runs with --device cpu and cannot map CUDA IPC handles; use REGISTER_ENGINE_DRIVEN (KV bytes in messages)',
       );
     }
-    this.dropEngineDriven(msg.instanceId);
+    await this.dropEngineDriven(msg.instanceId);
     await this.core.registerKvCache({
       instanceId: msg.instanceId,
       modelName: msg.modelName,
@@ -216,7 +219,9 @@ export class WireService {
     }
     const slots = this.options.stagingChunks ?? Math.min(1024, Math.max(4, 2 * maxChunksPerMessage));
     const staging = new Staging(msg.layout, chunkTokens, slots);
-    this.dropEngineDriven(msg.instanceId);
+    // Copies still using the old staging finish first: the core must never copy a request's
+    // chunks out of memory that a re-registration swapped under it.
+    await this.dropEngineDriven(msg.instanceId);
     await this.core.registerKvCache({
       instanceId: msg.instanceId,
       modelName: msg.modelName,
@@ -227,6 +232,10 @@ export class WireService {
       layout: staging.layout,
       memory: { backend: 'cpu', layers: staging.layers },
     });
+    this.options.logger?.debug(
+      { instanceId: msg.instanceId, chunkBytes: staging.chunkBytes, slots },
+      'engine-driven instance registered',
+    );
     this.engineDriven.set(msg.instanceId, {
       instanceId: msg.instanceId,
       modelName: msg.modelName,
@@ -243,19 +252,21 @@ export class WireService {
   }
 
   private async unregister(instanceId: string): Promise<null> {
-    this.dropEngineDriven(instanceId);
+    await this.dropEngineDriven(instanceId);
     await this.core.unregisterKvCache(instanceId);
+    this.options.logger?.debug({ instanceId }, 'instance unregistered');
     return null;
   }
 
-  private dropEngineDriven(instanceId: string): void {
+  /** Forgets an engine-driven instance: cancels its prepared stores, waits for its copies. */
+  private async dropEngineDriven(instanceId: string): Promise<void> {
     const inst = this.engineDriven.get(instanceId);
     if (inst === undefined) return;
     this.engineDriven.delete(instanceId);
     for (const [handle, prep] of this.prepared) {
       if (prep.inst === inst) this.cancelPrepared(handle);
     }
-    inst.staging.close();
+    await inst.staging.close();
   }
 
   private touch(requestId: string): void {
@@ -380,7 +391,9 @@ export class WireService {
     // Unguessable, so one client cannot commit bytes into another's prepared store.
     let handle = randomInt(1, 2 ** 48);
     while (this.prepared.has(handle)) handle = randomInt(1, 2 ** 48);
-    const timer = setTimeout(() => this.cancelPrepared(handle), this.options.prepareTtlMs ?? 60_000);
+    const timer = setTimeout(() => {
+      if (this.cancelPrepared(handle)) this.options.logger?.warn({ chunks }, 'prepared store expired without a commit');
+    }, this.options.prepareTtlMs ?? 60_000);
     timer.unref();
     this.prepared.set(handle, { inst, msg, start, end, slots, timer });
     return { handle, chunks, chunk_bytes: inst.staging.chunkBytes, start, end };
@@ -477,7 +490,7 @@ export class WireService {
     for (const id of [...this.engineDriven.keys()]) {
       const inst = this.engineDriven.get(id);
       this.engineDriven.delete(id);
-      inst?.staging.close();
+      void inst?.staging.close();
     }
     this.sessions.clear();
   }

@@ -29,6 +29,8 @@ export class Staging {
     reject: (err: Error) => void;
     timer: NodeJS.Timeout;
   }[] = [];
+  private readonly drained: (() => void)[] = [];
+  private closed = false;
   private readonly runBytes: number;
   private readonly planeBytes: number;
 
@@ -55,6 +57,7 @@ export class Staging {
    * not starved by small ones). `BUSY` if they do not free up in time.
    */
   acquire(n: number, timeoutMs: number): Promise<number[]> {
+    if (this.closed) return Promise.reject(new WireError('UNKNOWN_INSTANCE', 'the instance was unregistered'));
     if (n > this.slots) {
       return Promise.reject(
         new WireError('FRAME_TOO_LARGE', `${n} chunks exceed the staging area (${this.slots} chunks); split the range`),
@@ -78,6 +81,10 @@ export class Staging {
 
   release(slots: readonly number[]): void {
     this.free.push(...slots);
+    if (this.closed) {
+      if (this.free.length === this.slots) for (const f of this.drained.splice(0)) f();
+      return;
+    }
     while (this.waiters.length > 0 && this.free.length >= this.waiters[0].n) {
       const w = this.waiters.shift();
       if (w === undefined) break;
@@ -125,11 +132,17 @@ export class Staging {
     return out;
   }
 
-  /** Fails every waiter (the instance is going away). */
-  close(): void {
+  /**
+   * Refuses new acquisitions, fails every waiter, and resolves once every slot is back: no
+   * copy still reads or writes this staging area (the instance is being replaced or removed).
+   */
+  close(): Promise<void> {
+    this.closed = true;
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
       w.reject(new WireError('UNKNOWN_INSTANCE', 'the instance was unregistered'));
     }
+    if (this.free.length === this.slots) return Promise.resolve();
+    return new Promise((resolve) => this.drained.push(resolve));
   }
 }
