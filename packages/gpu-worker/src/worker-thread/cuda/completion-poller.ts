@@ -28,11 +28,16 @@ const SPIN_MS = 2;
 export class CompletionPoller {
   private readonly queues = new Set<Pollable[]>();
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** When the pending timer fires (epoch ms); an earlier prediction re-arms it. */
+  private dueMs = 0;
   private spinningSince = 0;
 
   /** A FIFO of one stream's in-flight operations; only its head is polled (stream order). */
   watch(queue: Pollable[]): void {
     this.queues.add(queue);
+    const head = queue[0];
+    // A sleeping timer set for another stream's later prediction must not delay this one.
+    if (this.timer !== undefined && head !== undefined && head.predictedDoneMs - LEAD_MS < this.dueMs - 1) this.clear();
     this.schedule();
   }
 
@@ -72,10 +77,12 @@ export class CompletionPoller {
     const wait = earliest - LEAD_MS - now;
     if (wait >= 1) {
       this.spinningSince = 0;
+      this.dueMs = now + Math.floor(wait);
       this.timer = setTimeout(() => this.tick(), Math.floor(wait));
       return;
     }
     if (this.spinningSince === 0) this.spinningSince = now;
+    this.dueMs = now;
     if (now - this.spinningSince < SPIN_MS) this.timer = setImmediate(() => this.tick());
     else this.timer = setTimeout(() => this.tick(), 1);
   }
