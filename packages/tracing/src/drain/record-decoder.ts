@@ -8,9 +8,13 @@ export class RecordDecoder implements MetaReader {
   private readonly view: DataView;
   private readonly text: Buffer;
   private pos = 0;
+  private readonly bytes: Uint8Array;
+  private readonly internBytes: (Uint8Array | undefined)[] = new Array(INTERN_SLOTS).fill(undefined);
+  private readonly internStrings: string[] = new Array(INTERN_SLOTS).fill('');
 
   constructor(ring: RingViews) {
     this.view = ring.dataView;
+    this.bytes = ring.data;
     // A Buffer over the shared data region: utf8Slice reads it in place (TextDecoder cannot).
     this.text = Buffer.from(ring.data.buffer, ring.data.byteOffset, ring.data.byteLength);
   }
@@ -92,6 +96,31 @@ export class RecordDecoder implements MetaReader {
     const len = this.view.getUint16(this.pos, true);
     const start = this.pos + 2;
     this.pos = start + len;
-    return len === 0 ? '' : this.text.toString('utf8', start, start + len);
+    if (len === 0) return '';
+    if (len > INTERN_MAX_BYTES) return this.text.toString('utf8', start, start + len);
+    return this.intern(start, len);
+  }
+
+  /**
+   * Session ids, model names, devices and engine ids repeat from event to event. Comparing the
+   * bytes with a cached copy is cheaper than decoding UTF-8 into a new string, and hands
+   * subscribers the same string object (cheap Map lookups by identity-equal keys).
+   */
+  private intern(start: number, len: number): string {
+    const b = this.bytes;
+    const slot = (len * 31 + b[start] * 7 + b[start + (len >> 1)] * 13 + b[start + len - 1]) & (INTERN_SLOTS - 1);
+    const cached = this.internBytes[slot];
+    if (cached !== undefined && cached.length === len) {
+      let i = 0;
+      while (i < len && cached[i] === b[start + i]) i++;
+      if (i === len) return this.internStrings[slot];
+    }
+    const s = this.text.toString('utf8', start, start + len);
+    this.internBytes[slot] = b.slice(start, start + len);
+    this.internStrings[slot] = s;
+    return s;
   }
 }
+
+const INTERN_MAX_BYTES = 64;
+const INTERN_SLOTS = 1024;
