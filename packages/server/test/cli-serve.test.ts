@@ -67,6 +67,10 @@ test('kvmp serve: OTEL_SDK_DISABLED turns tracing and metrics off', async (t) =>
     OTEL_SDK_DISABLED: 'true',
   });
   t.regex(s.stdout(), /tracing\s+off/);
+  const port = /:(\d+)$/.exec(s.endpoint)?.[1] ?? '';
+  const clash = await runKvmp(['serve', ...SMALL, '--port', port]);
+  t.is(clash.code, 1);
+  t.regex(clash.stderr, /cannot listen on tcp:\/\/127\.0\.0\.1:\d+: address already in use/);
   const r = await fetch(`${s.httpUrl}/metrics`);
   t.is(r.status, 503);
   s.child.kill('SIGINT');

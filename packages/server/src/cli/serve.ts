@@ -88,7 +88,13 @@ export async function startServe(config: ServeConfig, out: (line: string) => voi
   } catch (err) {
     await wire?.close();
     await core.close();
-    throw err;
+    const what = wire === undefined ? config.endpoint : `http://${config.http?.host}:${config.http?.port}`;
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      /in use/i.test(reason)
+        ? `cannot listen on ${what}: address already in use (another kvmp serve? pick --port / --http-port)`
+        : `cannot listen on ${what}: ${reason}`,
+    );
   }
 
   const endpoint = wire.endpoint;
