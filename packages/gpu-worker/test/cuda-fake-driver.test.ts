@@ -108,6 +108,7 @@ maybe('cuda backend: waits on the engine IPC event, returns a done event, publis
   await gpu.registerHostMemory([host]);
   await gpu.registerKvCache('e', spec, {
     backend: 'cuda',
+    deviceUuid: 'GPU-A0A1A2A3-A4A5-A6A7-A8A9-AAABACADAEAF', // case and dashes do not matter
     layers: ptrs.map((p) => ({ ipcHandle: fake.memHandle(p), offset: 0 })),
   });
   const openedBefore = fake.openedEvents();
@@ -121,6 +122,17 @@ maybe('cuda backend: waits on the engine IPC event, returns a done event, publis
     plan('e', [3, 7], 8, [{ segment: 0, offset: 0 }], { waitEvent: new Uint8Array(new SharedArrayBuffer(64)) }),
   );
   t.regex(bad.error ?? '', /waitEvent: the cuda backend waits on CUDA IPC event handles/);
+  await t.throwsAsync(
+    gpu.registerKvCache('other', spec, {
+      backend: 'cuda',
+      deviceUuid: 'GPU-00000000-0000-0000-0000-000000000000',
+      layers: ptrs.map((q) => ({ ipcHandle: fake.memHandle(q), offset: 0 })),
+    }),
+    {
+      message:
+        /memory\.deviceUuid: KV cache is on GPU-00000000-0000-0000-0000-000000000000 but this GPU worker drives GPU-a0a1a2a3-a4a5-a6a7-a8a9-aaabacadaeaf/,
+    },
+  );
   const tooBig = await gpu.store(
     plan(
       'e',

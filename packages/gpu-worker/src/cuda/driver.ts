@@ -36,6 +36,8 @@ export interface CudaDriver {
   deviceGet(ordinal: number): number;
   deviceName(device: number): string;
   deviceComputeCapability(device: number): [number, number];
+  /** nvidia-smi form: `GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`. */
+  deviceUuid(device: number): string;
   primaryCtxRetain(device: number): CuHandle;
   primaryCtxRelease(device: number): void;
   ctxSetCurrent(ctx: CuHandle): void;
@@ -135,6 +137,10 @@ function bind(libraryPath: string): CudaDriver {
   const cuDeviceGet = fn(['cuDeviceGet'], (n) => `int ${n}(_Out_ int *device, int ordinal)`);
   const cuDeviceGetName = fn(['cuDeviceGetName'], (n) => `int ${n}(_Out_ uint8_t *name, int len, int dev)`);
   const cuDeviceGetAttribute = fn(['cuDeviceGetAttribute'], (n) => `int ${n}(_Out_ int *value, int attrib, int dev)`);
+  const cuDeviceGetUuid = fn(
+    ['cuDeviceGetUuid_v2', 'cuDeviceGetUuid'],
+    (n) => `int ${n}(_Out_ uint8_t *uuid, int dev)`,
+  );
   const cuDevicePrimaryCtxRetain = fn(['cuDevicePrimaryCtxRetain'], (n) => `int ${n}(_Out_ CUctx_st **ctx, int dev)`);
   const cuDevicePrimaryCtxRelease = fn(
     ['cuDevicePrimaryCtxRelease_v2', 'cuDevicePrimaryCtxRelease'],
@@ -264,6 +270,12 @@ function bind(libraryPath: string): CudaDriver {
         0,
       ),
     ],
+    deviceUuid: (device) => {
+      const raw = new Uint8Array(16);
+      check('cuDeviceGetUuid', cuDeviceGetUuid(raw, device));
+      const hex = Buffer.from(raw).toString('hex');
+      return `GPU-${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    },
     primaryCtxRetain: (device) =>
       out<CuHandle>('cuDevicePrimaryCtxRetain', (s) => cuDevicePrimaryCtxRetain(s, device), null),
     primaryCtxRelease: (device) => check('cuDevicePrimaryCtxRelease', cuDevicePrimaryCtxRelease(device)),

@@ -46,6 +46,7 @@ CUresult cuDeviceGetCount(int* n) { *n = 1; return 0; }
 CUresult cuDeviceGet(int* d, int ordinal) { if (ordinal != 0) return 101; *d = 0; return 0; }
 CUresult cuDeviceGetName(char* name, int len, int) { snprintf(name, len, "kvmp fake GPU"); return 0; }
 CUresult cuDeviceGetAttribute(int* v, int attr, int) { *v = attr == 75 ? 9 : 0; return 0; }
+CUresult cuDeviceGetUuid_v2(unsigned char* uuid, int) { for (int i = 0; i < 16; i++) uuid[i] = (unsigned char)(0xa0 + i); return 0; }
 CUresult cuDevicePrimaryCtxRetain(void** ctx, int) { *ctx = (void*)0x1; return 0; }
 CUresult cuDevicePrimaryCtxRelease_v2(int) { return 0; }
 CUresult cuCtxSetCurrent(void*) { return 0; }

@@ -49,6 +49,7 @@ class CudaBackend implements Backend {
   readonly device: string;
   readonly maxBlocksPerChunk = MAX_BLOCKS_PER_CHUNK;
   private readonly dev: number;
+  private readonly uuid: string;
   private readonly module: CuHandle;
   private readonly kernels = new Map<string, CuHandle>();
   private readonly clock: StreamClock;
@@ -69,6 +70,7 @@ class CudaBackend implements Backend {
     this.dev = cuda.deviceGet(ordinal);
     const ctx = cuda.primaryCtxRetain(this.dev);
     cuda.ctxSetCurrent(ctx);
+    this.uuid = cuda.deviceUuid(this.dev);
     const [major, minor] = cuda.deviceComputeCapability(this.dev);
     const v = cuda.driverVersion;
     this.device = `${cuda.deviceName(this.dev)} (sm_${major}${minor}, driver API ${Math.floor(v / 1000)}.${(v % 1000) / 10})`;
@@ -135,6 +137,13 @@ class CudaBackend implements Backend {
         );
       }
     });
+    // IPC handles only open on the device that exported them; say so plainly instead of a CUDA error.
+    if (memory.deviceUuid !== undefined && normalizeUuid(memory.deviceUuid) !== normalizeUuid(this.uuid)) {
+      throw new KvValidationError(
+        'memory.deviceUuid',
+        `KV cache is on ${memory.deviceUuid} but this GPU worker drives ${this.uuid}`,
+      );
+    }
     const opened: DevicePtr[] = [];
     try {
       const layerPtrs = memory.layers.map((layer) => {
@@ -363,6 +372,10 @@ class CudaBackend implements Backend {
       console.warn(`gpu-worker: cleanup failed: ${(error as Error).message}`);
     }
   }
+}
+
+function normalizeUuid(uuid: string): string {
+  return String(uuid).toLowerCase().replace(/^gpu-/, '').replaceAll('-', '');
 }
 
 function toEpoch(ns: number): [number, number] {
