@@ -41,6 +41,8 @@ const CONCURRENCY = opt('concurrency', 16);
 const EXPORTER = optStr('exporter', 'jsonl') as 'jsonl' | 'none' | 'off';
 /** Diagnostics: run one mode only (`plain` or `tracing`), e.g. under a profiler. */
 const ONLY = optStr('mode', 'both');
+/** Drain-thread nap (ms) while events flow; default: the pipeline's. */
+const NAP_MS = args.includes('--nap-ms') ? opt('nap-ms', 1) : undefined;
 const CHUNK = 256;
 const PROMPT = 2048;
 const PREFIX_CHUNKS = 6;
@@ -114,6 +116,7 @@ async function startTarget(tracing: boolean): Promise<Target> {
             EXPORTER === 'off'
               ? []
               : [requestTracingSubscriber({ exporter: EXPORTER, file: join(dir, 'spans.jsonl') })],
+          ...(NAP_MS === undefined ? {} : { napMs: NAP_MS }),
         }
       : false,
   });

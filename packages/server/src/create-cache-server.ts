@@ -52,6 +52,8 @@ export interface TracingConfig {
   /** Ring capacity in 64-byte slots (power of two). */
   readonly capacity?: number;
   readonly logger?: DrainLogger;
+  /** Drain-thread nap between passes while events flow (ms; see EventPipelineOptions.napMs). */
+  readonly napMs?: number;
   /** Use this already-created pipeline instead (the server starts it if needed and stops it on close). */
   readonly pipeline?: EventPipeline;
 }
@@ -414,6 +416,7 @@ export async function createCacheServer(config: CacheServerConfig): Promise<Cach
         subscribers: config.tracing.subscribers ?? [],
         ...(config.tracing.capacity ? { capacity: config.tracing.capacity } : {}),
         ...(config.tracing.logger ? { logger: config.tracing.logger } : {}),
+        ...(config.tracing.napMs === undefined ? {} : { napMs: config.tracing.napMs }),
       });
     await pipeline.start();
   }
