@@ -20,6 +20,14 @@ function num(name: string) {
   };
 }
 
+/** `kvmp serve` options as commander parses them (negated and env-fed flags before normalising). */
+type RawServeFlags = Omit<ServeFlags, 'metrics' | 'eventLogging' | 'enableTracing' | 'demo'> & {
+  readonly disableMetrics?: boolean;
+  readonly disableLogging?: boolean;
+  readonly enableTracing?: boolean | string;
+  readonly demo?: boolean;
+};
+
 /** A flag with a `KVMP_*` environment fallback (the flag wins). */
 function opt(flags: string, description: string, env: string): Option {
   return new Option(flags, description).env(env);
@@ -124,14 +132,16 @@ export function buildProgram(out: (line: string) => void = (l) => process.stdout
       ),
     )
     .addOption(new Option('--demo', 'also run a demo engine workload against this server'))
-    .action(async (raw: Record<string, unknown>) => {
-      const flags = {
-        ...raw,
-        metrics: raw.disableMetrics !== true,
-        eventLogging: raw.disableLogging !== true,
-        enableTracing: raw.enableTracing === true || raw.enableTracing === 'true' || raw.enableTracing === '1',
-        demo: raw.demo === true,
-      } as unknown as ServeFlags;
+    .action(async (raw: RawServeFlags) => {
+      const { disableMetrics, disableLogging, enableTracing, demo, ...rest } = raw;
+      const flags: ServeFlags = {
+        ...rest,
+        metrics: disableMetrics !== true,
+        eventLogging: disableLogging !== true,
+        // From KVMP_ENABLE_TRACING the value is a string.
+        enableTracing: enableTracing === true || enableTracing === 'true' || enableTracing === '1',
+        demo: demo === true,
+      };
       let config: ReturnType<typeof resolveServeConfig>;
       try {
         config = resolveServeConfig(flags);

@@ -17,6 +17,15 @@ export interface RunningServer {
   stop(reason: string): Promise<void>;
 }
 
+/**
+ * L1 segments of at most 64 MiB that add up to the requested size (the pool rounds the
+ * capacity down to whole segments).
+ */
+function segmentBytesFor(capacity: number): number {
+  const segments = Math.ceil(capacity / (64 * 1024 * 1024));
+  return Math.max(4096, Math.floor(capacity / segments / 4096) * 4096);
+}
+
 function gib(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }
@@ -46,6 +55,7 @@ export async function startServe(config: ServeConfig, out: (line: string) => voi
     chunkSize: config.chunkSize,
     l1: {
       capacityBytes: config.l1Bytes,
+      segmentBytes: segmentBytesFor(config.l1Bytes),
       readTtlMs: config.readTtlMs,
       writeTtlMs: config.writeTtlMs,
       evictionWatermark: config.evictionWatermark,
@@ -119,7 +129,9 @@ export async function startServe(config: ServeConfig, out: (line: string) => voi
   } else {
     out('  tracing   off (--enable-tracing --otlp-endpoint URL to export spans)');
   }
-  out(`  metrics   ${config.metrics ? 'Prometheus text on /metrics' : 'off'}`);
+  out(
+    `  metrics   ${config.metrics ? (http ? `Prometheus text on ${http.url}/metrics` : 'on, but not served (--no-http)') : 'off'}`,
+  );
 
   let demo: ChildProcess | undefined;
   if (config.demo) {
