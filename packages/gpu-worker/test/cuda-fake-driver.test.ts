@@ -133,6 +133,17 @@ maybe('cuda backend: waits on the engine IPC event, returns a done event, publis
         /memory\.deviceUuid: KV cache is on GPU-00000000-0000-0000-0000-000000000000 but this GPU worker drives GPU-a0a1a2a3-a4a5-a6a7-a8a9-aaabacadaeaf/,
     },
   );
+  await t.throwsAsync(
+    gpu.registerKvCache('short', spec, {
+      backend: 'cuda',
+      layers: ptrs.map((q) => ({ ipcHandle: fake.memHandle(q), offset: 16 })),
+    }),
+    {
+      message: new RegExp(
+        `memory\\.layers\\[0\\]: offset 16 \\+ ${info.layerBytes} layer bytes .* run past the exported allocation of ${info.layerBytes} bytes`,
+      ),
+    },
+  );
   const tooBig = await gpu.store(
     plan(
       'e',

@@ -58,6 +58,8 @@ export interface CudaDriver {
   /** Exports an allocation (engine side; used by scripts/gpu-check's engine process). */
   ipcGetMemHandle(ptr: DevicePtr): Uint8Array;
   ipcCloseMemHandle(ptr: DevicePtr): void;
+  /** Size of the allocation containing `ptr` (and its base). */
+  memGetAddressRange(ptr: DevicePtr): { base: DevicePtr; bytes: number };
   memAlloc(bytes: number): DevicePtr;
   memFree(ptr: DevicePtr): void;
   memHostRegister(host: Uint8Array, flags: number): void;
@@ -174,6 +176,10 @@ function bind(libraryPath: string): CudaDriver {
   );
   const cuIpcGetMemHandle = fn(['cuIpcGetMemHandle'], (n) => `int ${n}(_Out_ uint8_t *handle, uint64_t ptr)`);
   const cuIpcCloseMemHandle = fn(['cuIpcCloseMemHandle'], (n) => `int ${n}(uint64_t ptr)`);
+  const cuMemGetAddressRange = fn(
+    ['cuMemGetAddressRange_v2'],
+    (n) => `int ${n}(_Out_ uint64_t *base, _Out_ size_t *bytes, uint64_t ptr)`,
+  );
   const cuMemAlloc = fn(['cuMemAlloc_v2'], (n) => `int ${n}(_Out_ uint64_t *ptr, size_t bytes)`);
   const cuMemFree = fn(['cuMemFree_v2'], (n) => `int ${n}(uint64_t ptr)`);
   const cuMemHostRegister = fn(
@@ -316,6 +322,12 @@ function bind(libraryPath: string): CudaDriver {
       return handle;
     },
     ipcCloseMemHandle: (ptr) => check('cuIpcCloseMemHandle', cuIpcCloseMemHandle(ptr)),
+    memGetAddressRange: (ptr) => {
+      const base: (number | bigint)[] = [0];
+      const bytes: (number | bigint)[] = [0];
+      check('cuMemGetAddressRange', cuMemGetAddressRange(base, bytes, ptr));
+      return { base: BigInt(base[0]), bytes: Number(bytes[0]) };
+    },
     memAlloc: (bytes) => BigInt(out<bigint | number>('cuMemAlloc', (s) => cuMemAlloc(s, bytes), 0)),
     memFree: (ptr) => check('cuMemFree', cuMemFree(ptr)),
     memHostRegister: (host, flags) => check('cuMemHostRegister', cuMemHostRegister(host, host.byteLength, flags)),

@@ -109,6 +109,12 @@ CUresult cuMemFree_v2(unsigned long long p) {
   g_allocs.erase(it);
   return 0;
 }
+CUresult cuMemGetAddressRange_v2(unsigned long long* base, size_t* size, unsigned long long p) {
+  for (auto& [b, a] : g_allocs) {
+    if (p >= b && p < b + a.size) { *base = b; *size = a.size; return 0; }
+  }
+  return 1;
+}
 CUresult cuIpcGetMemHandle(Handle64* h, unsigned long long p) {
   auto it = g_allocs.find(p);
   if (it == g_allocs.end() || !it->second.owner) return 1;

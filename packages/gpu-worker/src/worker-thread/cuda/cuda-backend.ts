@@ -62,6 +62,7 @@ class CudaBackend implements Backend {
   private readonly argsScratch = new Uint8Array(ARGS_BYTES);
   /** Bytes/s, exponentially averaged over completed copies; seeds completion predictions. */
   private bandwidth = 20e9;
+  private warnedRange = false;
 
   constructor(
     private readonly cuda: CudaDriver,
@@ -146,9 +147,17 @@ class CudaBackend implements Backend {
     }
     const opened: DevicePtr[] = [];
     try {
-      const layerPtrs = memory.layers.map((layer) => {
+      const layerPtrs = memory.layers.map((layer, i) => {
         const base = this.openMapping(layer.ipcHandle);
         opened.push(base);
+        // A kernel writing past the exported allocation would corrupt the engine's memory.
+        const bytes = this.allocationBytes(base);
+        if (bytes !== undefined && layer.offset + layout.layerBytes > bytes) {
+          throw new KvValidationError(
+            `memory.layers[${i}]`,
+            `offset ${layer.offset} + ${layout.layerBytes} layer bytes (shape [${layout.layerShape.join(', ')}] of ${layout.dtype}) run past the exported allocation of ${bytes} bytes`,
+          );
+        }
         return base + BigInt(layer.offset);
       });
       const stream = this.cuda.streamCreate(CU_STREAM_NON_BLOCKING);
@@ -332,6 +341,18 @@ class CudaBackend implements Backend {
       return;
     }
     inst.release(this.cuda, (ptr) => this.closeMapping(ptr));
+  }
+
+  /** Size of an opened IPC allocation; undefined (check skipped, warned once) if the driver will not say. */
+  private allocationBytes(base: DevicePtr): number | undefined {
+    try {
+      return this.cuda.memGetAddressRange(base).bytes;
+    } catch (error) {
+      if (!this.warnedRange)
+        console.warn(`gpu-worker: cannot size IPC allocations, bounds unchecked: ${(error as Error).message}`);
+      this.warnedRange = true;
+      return undefined;
+    }
   }
 
   private openMapping(handle: Uint8Array): DevicePtr {
