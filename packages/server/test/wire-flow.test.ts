@@ -22,3 +22,33 @@ test('engine-driven flow over the socket: miss, store, hit, bytes verified', asy
   t.is(other.corruptChunks, 0);
   t.is(other.storedChunks, 2);
 });
+
+test('close(): requests in flight are finished and answered, later ones get CLOSED, then the socket closes', async (t) => {
+  const h = await startWire(t, { wire: { stagingChunks: 1, stagingWaitMs: 300 } });
+  const client = await h.client();
+  const engine = new DemoEngine(client);
+  await engine.register();
+  const tokens = demoPrompt(4, 4, 64 * 2, 0);
+  const held = await client.prepareStore({ requestId: 'a', instanceId: engine.instanceId, tokens, end: 64 });
+  // Waits server-side for the one staging slot: in flight when the server stops.
+  const inflight = client
+    .prepareStore({ requestId: 'b', instanceId: engine.instanceId, tokens, start: 64, end: 128 })
+    .then(
+      () => 'ok',
+      (err: { code?: string }) => err.code,
+    );
+  await new Promise((r) => setTimeout(r, 50));
+  let closed = false;
+  const closing = h.wire.close().then(() => {
+    closed = true;
+  });
+  const late = await client.commitStore(held.handle, new Uint8Array(held.chunkBytes)).then(
+    () => 'ok',
+    (err: { code?: string }) => err.code,
+  );
+  t.is(late, 'CLOSED');
+  t.false(closed, 'still draining while a request is in flight');
+  t.is(await inflight, 'BUSY', 'the in-flight request was finished and answered');
+  await closing;
+  t.true(closed);
+});
