@@ -188,10 +188,11 @@ class CudaBackend implements Backend {
       return;
     }
     const { cuda } = this;
-    if (!this.poller.busy) this.clock.maybeReanchor();
     const start = cuda.eventCreate(CU_EVENT_DEFAULT);
     const end = cuda.eventCreate(CU_EVENT_DEFAULT);
     const done = cuda.eventCreate(CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS);
+    // Before the op's events are recorded, so their elapsed times from it are never negative.
+    const anchor = this.clock.acquire();
     let startRecorded = false;
     let enqueueError: string | undefined;
     try {
@@ -219,6 +220,7 @@ class CudaBackend implements Backend {
       doneHandle = cuda.ipcGetEventHandle(done);
     } catch (error) {
       for (const e of [start, end, done]) this.destroyQuietly(e);
+      this.clock.release(anchor);
       reporter.fail('copy_failed', `${copy.direction} could not be enqueued: ${(error as Error).message}`);
       return;
     }
@@ -240,14 +242,15 @@ class CudaBackend implements Backend {
         let startNs: number;
         let endNs: number;
         try {
-          endNs = this.clock.epochNs(end);
-          startNs = startRecorded ? this.clock.epochNs(start) : endNs;
+          endNs = this.clock.epochNs(anchor, end);
+          startNs = startRecorded ? this.clock.epochNs(anchor, start) : endNs;
         } catch {
           endNs = Date.now() * 1e6;
           startNs = endNs;
         }
         this.destroyQuietly(start);
         this.destroyQuietly(end);
+        this.destroyQuietly(anchor, (a) => this.clock.release(a));
         this.doneEvents.push({ event: done, destroyAtMs: Date.now() + DONE_EVENT_GRACE_MS });
         this.sweepDoneEvents();
         const error = enqueueError ?? pollError;
