@@ -76,12 +76,11 @@ test('store waits for the engine event; later ops on the instance wait behind it
   t.deepEqual(settled, [], 'nothing ran before the engine signalled');
   // The "forward pass" writes block 2 now; the store must see these bytes, not the old ones.
   fillRandom(engine.views[1], rng(99));
-  const signalledAt = Date.now() * 1e6;
   signalCpuEvent(forwardDone);
   const [a, b] = await Promise.all([first, second]);
   t.deepEqual(settled, ['first', 'second']);
   t.true(a.ok && b.ok);
-  t.true(a.startNs >= signalledAt - 2e6, 'the copy started after the signal');
+  // The stored bytes being the post-signal ones (below) is what proves the copy waited.
   const row = engine.info.rowBytes;
   const blockStart = 2 * 4 * row;
   t.deepEqual(new Uint8Array(host, 1 * 4 * row, 4 * row), engine.views[1].subarray(blockStart, blockStart + 4 * row));
