@@ -10,6 +10,10 @@ export interface DemoOptions {
   readonly concurrency: number;
   /** Keep going in rounds until SIGINT/SIGTERM. */
   readonly loop: boolean;
+  /** Total requests, then exit (rounds of `requests` each); overrides `loop`. */
+  readonly sessions?: number;
+  /** At most this many requests started per second. */
+  readonly rate?: number;
   readonly intervalMs: number;
   readonly instanceId: string;
 }
@@ -35,15 +39,26 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void): Prom
     );
     let corrupt = 0;
     let seq = 0;
-    for (let round = 1; !stop; round++) {
+    const total = o.sessions ?? (o.loop ? Number.POSITIVE_INFINITY : o.requests);
+    let nextStart = performance.now();
+    const pace = async () => {
+      if (o.rate === undefined) return;
+      const now = performance.now();
+      const wait = nextStart - now;
+      nextStart = Math.max(now, nextStart) + 1000 / o.rate;
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    };
+    for (let round = 1; !stop && seq < total; round++) {
       let hit = 0;
       let prompt = 0;
       let stored = 0;
       let next = 0;
+      const inRound = Math.min(o.requests, total - seq);
       const started = performance.now();
       const worker = async () => {
-        while (!stop && next < o.requests) {
+        while (!stop && next < inRound) {
           const i = next++;
+          await pace();
           const id = `demo-${process.pid}-${++seq}`;
           const tokens = demoPrompt(i % o.prefixes, seq, o.promptTokens, Math.floor(o.promptTokens / 2));
           const r = await engine.runRequest(id, tokens);
@@ -58,8 +73,7 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void): Prom
       out(
         `kvmp demo round ${round}: ${next} requests in ${secs.toFixed(2)} s, hit rate ${((100 * hit) / Math.max(1, prompt)).toFixed(1)}%, ${stored} chunks stored, ${corrupt} corrupt`,
       );
-      if (!o.loop) break;
-      await new Promise((r) => setTimeout(r, o.intervalMs));
+      if (seq < total && o.rate === undefined) await new Promise((r) => setTimeout(r, o.intervalMs));
     }
     return corrupt === 0 ? 0 : 1;
   } finally {

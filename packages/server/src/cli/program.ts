@@ -176,6 +176,8 @@ export function buildProgram(out: (line: string) => void = (l) => process.stdout
     .option('--prefixes <n>', 'distinct shared prefixes', int('--prefixes', 1), 4)
     .option('--concurrency <n>', 'requests in flight', int('--concurrency', 1), 4)
     .option('--loop', 'keep running rounds until interrupted', false)
+    .option('--sessions <n>', 'total requests, then exit (overrides --loop)', int('--sessions', 1))
+    .option('--rate <per-second>', 'start at most this many requests per second', num('--rate'))
     .option('--interval-ms <ms>', 'pause between rounds', int('--interval-ms'), 1000)
     .option('--instance-id <id>', 'engine instance id', `demo-${process.pid}`)
     .action(async (o: Parameters<typeof runDemo>[0]) => {
