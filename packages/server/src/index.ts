@@ -50,7 +50,7 @@ export type {
   RetrievePlan,
   StorePlan,
 } from './gpu/contract.js';
-export type { HttpServerOptions, KvmpHttpServer } from './http/http-server.js';
+export type { HttpAnswer, HttpServerOptions, KvmpHttpServer } from './http/http-server.js';
 export { startHttpServer } from './http/http-server.js';
 export { CHAIN_START_LABEL, ChunkHasher, HASH_BYTES, toHex } from './keys/chunk-hasher.js';
 export { HashChainCache } from './keys/hash-chain-cache.js';

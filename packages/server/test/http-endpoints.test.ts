@@ -54,9 +54,18 @@ test('/healthz, /status and /metrics on 127.0.0.1 reflect the server', async (t)
 
 test('/metrics answers 503 with a reason when metrics are off', async (t) => {
   const h = await startWire(t);
-  const http = await startHttpServer({ port: 0, core: h.core, metrics: false });
+  const http = await startHttpServer({
+    port: 0,
+    core: h.core,
+    metrics: false,
+    routes: { '/extra': () => ({ status: 200, contentType: 'text/html', body: '<p>viewer</p>' }) },
+  });
   t.teardown(() => http.close());
   const r = await fetch(`${http.url}/metrics`);
   t.is(r.status, 503);
   t.regex(await r.text(), /metrics are disabled/);
+  const extra = await fetch(`${http.url}/extra`);
+  t.is(extra.status, 200);
+  t.is(await extra.text(), '<p>viewer</p>');
+  t.is((await fetch(`${http.url}/toString`)).status, 404);
 });

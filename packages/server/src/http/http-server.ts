@@ -16,6 +16,14 @@ export interface HttpServerOptions {
   readonly metrics: boolean;
   /** Extra facts for /status (version, endpoints). */
   readonly info?: Readonly<Record<string, unknown>>;
+  /** More GET routes by exact path (e.g. a trace viewer's `/traces` and `/api/traces`). */
+  readonly routes?: Readonly<Record<string, () => Promise<HttpAnswer> | HttpAnswer>>;
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
 }
 
 export interface KvmpHttpServer {
@@ -82,8 +90,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<KvmpH
         }
         return;
       }
-      default:
-        send(res, 404, 'text/plain', 'not found: try /healthz, /status or /metrics\n');
+      default: {
+        const route = options.routes && Object.hasOwn(options.routes, path) ? options.routes[path] : undefined;
+        if (route === undefined) {
+          send(res, 404, 'text/plain', 'not found: try /healthz, /status or /metrics\n');
+          return;
+        }
+        const answer = await route();
+        send(res, answer.status, answer.contentType, answer.body);
+      }
     }
   };
   const server: Server = createServer((req, res) => {
