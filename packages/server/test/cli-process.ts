@@ -13,6 +13,8 @@ export interface ServeProcess {
   stderr(): string;
   /** Resolves with the exit code once the process exited. */
   readonly exited: Promise<number | null>;
+  /** Resolves once stdout contains `text` (rejects if the process exits first). */
+  waitFor(text: string): Promise<void>;
 }
 
 /** Spawns `kvmp serve` and waits for its "kvmp ready" line; always killed at teardown. */
@@ -46,7 +48,18 @@ export async function spawnServe(
   });
   const endpoint = /zmq\s+(\S+)/.exec(out)?.[1] ?? '';
   const httpUrl = /http\s+(http:\/\/[^/\s]+)/.exec(out)?.[1];
-  return { child, endpoint, httpUrl, stdout: () => out, stderr: () => err, exited };
+  const waitFor = (text: string) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (out.includes(text)) resolve();
+      };
+      child.stdout?.on('data', check);
+      check();
+      void exited.then(() => {
+        if (!out.includes(text)) reject(new Error(`kvmp serve exited before "${text}"`));
+      });
+    });
+  return { child, endpoint, httpUrl, stdout: () => out, stderr: () => err, exited, waitFor };
 }
 
 /** Runs `kvmp <args>` to completion. */

@@ -62,11 +62,18 @@ test('kvmp serve: configuration errors exit 2 with a clear message', async (t) =
   t.regex(device.stderr, /Allowed choices are cpu, cuda/);
 });
 
-test('kvmp serve: OTEL_SDK_DISABLED turns tracing and metrics off', async (t) => {
-  const s = await spawnServe(t, ['--enable-tracing', '--otlp-endpoint', 'http://127.0.0.1:9', ...SMALL], {
-    OTEL_SDK_DISABLED: 'true',
-  });
+test('kvmp serve --demo-sessions: a demo engine process runs against it; OTEL_SDK_DISABLED turns tracing and metrics off', async (t) => {
+  const s = await spawnServe(
+    t,
+    ['--enable-tracing', '--otlp-endpoint', 'http://127.0.0.1:9', '--demo-sessions', '6', ...SMALL],
+    { OTEL_SDK_DISABLED: 'true' },
+  );
   t.regex(s.stdout(), /tracing\s+off/);
+  await s.waitFor('demo      finished (exit code 0)');
+  t.regex(s.stdout(), /kvmp demo round 1: 6 requests .* 0 corrupt/);
+  const status = (await (await fetch(`${s.httpUrl}/status`)).json()) as { engines: { instanceId: string }[] };
+  t.is(status.engines.length, 1);
+  t.regex(status.engines[0].instanceId, /^demo-/);
   const port = /:(\d+)$/.exec(s.endpoint)?.[1] ?? '';
   const clash = await runKvmp(['serve', ...SMALL, '--port', port]);
   t.is(clash.code, 1);

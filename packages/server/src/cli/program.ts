@@ -132,6 +132,11 @@ export function buildProgram(out: (line: string) => void = (l) => process.stdout
       ),
     )
     .addOption(new Option('--demo', 'also run a demo engine workload against this server'))
+    .addOption(
+      new Option('--demo-sessions <n>', 'the demo runs this many requests, then exits (implies --demo)').argParser(
+        int('--demo-sessions', 1),
+      ),
+    )
     .action(async (raw: RawServeFlags) => {
       const { disableMetrics, disableLogging, enableTracing, demo, ...rest } = raw;
       const flags: ServeFlags = {

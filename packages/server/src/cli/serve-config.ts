@@ -33,6 +33,8 @@ export interface ServeConfig {
   readonly eventRingCapacity: number | undefined;
   /** Run a demo engine workload against the server (a child process). */
   readonly demo: boolean;
+  /** With `demo`: requests the demo runs before it exits (the server keeps running); default: until stopped. */
+  readonly demoSessions: number | undefined;
 }
 
 /** Flag values as commander hands them over (strings, numbers after parsing, booleans). */
@@ -66,6 +68,7 @@ export interface ServeFlags {
   readonly serviceInstanceId?: string;
   readonly eventRingCapacity?: number;
   readonly demo: boolean;
+  readonly demoSessions?: number;
 }
 
 export class ConfigError extends Error {
@@ -171,6 +174,7 @@ export function resolveServeConfig(f: ServeFlags, env: Env = process.env): Serve
     tracing,
     serviceInstanceId: f.serviceInstanceId,
     eventRingCapacity: f.eventRingCapacity,
-    demo: f.demo,
+    demo: f.demo || f.demoSessions !== undefined,
+    demoSessions: f.demoSessions,
   };
 }

@@ -136,9 +136,14 @@ export async function startServe(config: ServeConfig, out: (line: string) => voi
   let demo: ChildProcess | undefined;
   if (config.demo) {
     const bin = fileURLToPath(new URL('../../../bin/kvmp.js', import.meta.url));
-    demo = spawn(process.execPath, [bin, 'demo', '--connect', endpoint, '--loop'], {
+    const amount = config.demoSessions === undefined ? ['--loop'] : ['--sessions', String(config.demoSessions)];
+    const child = spawn(process.execPath, [bin, 'demo', '--connect', endpoint, ...amount], {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
+    child.once('exit', (code, signal) => {
+      if (!stopping) out(`  demo      finished (${signal ?? `exit code ${code}`}); the server keeps running`);
+    });
+    demo = child;
     out(
       `  demo      engine workload (pid ${demo.pid}) → ${endpoint}; watch ${http ? `${http.url}/status and ${http.url}/metrics` : 'the demo output'}`,
     );
