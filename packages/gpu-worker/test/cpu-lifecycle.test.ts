@@ -170,3 +170,34 @@ test('if the worker thread dies, pending operations resolve worker_gone and the 
     ['MP_STORE_START', 'MP_STORE_END'],
   );
 });
+
+test('unregister stops a long copy at a chunk boundary: cancelled, not half-reported as success', async (t) => {
+  const big: KvLayoutSpec = {
+    kind: 'flash_attn',
+    numLayers: 8,
+    numBlocks: 256,
+    blockSize: 16,
+    numHeads: 4,
+    headSize: 128,
+    dtype: 'bf16',
+  };
+  const gpu = await spawnGpuWorker({ backend: 'cpu' });
+  t.teardown(() => gpu.close());
+  const engine = makeEngineKv(big);
+  await gpu.registerKvCache('a', big, { backend: 'cpu', layers: engine.layers });
+  const chunkBytes = engine.info.bytesPerToken * 16;
+  await gpu.registerHostMemory([new SharedArrayBuffer(chunkBytes * 256)]);
+  // 256 one-block chunks (64 MiB): one chunk per macrotask, so the unregister lands mid-copy.
+  const ids = Array.from({ length: 256 }, (_, i) => i);
+  const p = plan(
+    'a',
+    ids,
+    16,
+    ids.map((i) => ({ segment: 0, offset: i * chunkBytes })),
+  );
+  const running = gpu.store(p);
+  await gpu.unregisterKvCache('a');
+  const res = await running;
+  t.like(res, { ok: false, failure: 'cancelled', error: 'instance a unregistered', bytes: 0 });
+  t.true(res.endNs > res.startNs, 'stopped mid-copy (a cancel before the start has start = end)');
+});
