@@ -2,11 +2,11 @@ import test from 'ava';
 import { type DrainLogger, EventPipeline } from '../src/index.js';
 import { Ctrl, mapRing } from '../src/ring/ring-layout.js';
 import type { BurstResult } from './fixtures/producer-thread.js';
-import { collector, runProducer } from './helpers.js';
+import { collector, runProducer, track } from './helpers.js';
 
 test('no loss below capacity: 1M events from 2 threads, count and checksum', async (t) => {
   const c = collector();
-  const pipeline = new EventPipeline({ subscribers: [c.spec] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
   await pipeline.start();
   const barrier = new SharedArrayBuffer(4);
   const results = await Promise.all(
@@ -27,7 +27,7 @@ test('tail drop when full: new events dropped and counted, warning at most once 
   const c = collector();
   const warnings: Record<string, unknown>[] = [];
   const logger: DrainLogger = { debug() {}, warn: (_m, f) => warnings.push(f ?? {}), error() {} };
-  const pipeline = new EventPipeline({ capacity: 256, subscribers: [c.spec], logger });
+  const pipeline = track(t, new EventPipeline({ capacity: 256, subscribers: [c.spec], logger }));
   let accepted = 0;
   let dropped = 0;
   for (let i = 0; i < 1000; i++) {
@@ -50,7 +50,7 @@ test('tail drop when full: new events dropped and counted, warning at most once 
 test('tickets wrap through int32 sign flip and u32 overflow without loss', async (t) => {
   for (const start of [2_147_483_000, -2_000]) {
     const c = collector({ keepEvents: false });
-    const pipeline = new EventPipeline({ capacity: 256, subscribers: [c.spec] });
+    const pipeline = track(t, new EventPipeline({ capacity: 256, subscribers: [c.spec] }));
     const { ctrl } = mapRing(pipeline.handle);
     Atomics.store(ctrl, Ctrl.HEAD, start);
     Atomics.store(ctrl, Ctrl.TAIL, start);
@@ -73,7 +73,7 @@ test('tickets wrap through int32 sign flip and u32 overflow without loss', async
 
 test('a record abandoned mid-publish (producer died) is skipped after the timeout', async (t) => {
   const c = collector({ keepEvents: true });
-  const pipeline = new EventPipeline({ subscribers: [c.spec], abandonAfterMs: 50 });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec], abandonAfterMs: 50 }));
   const { ctrl } = mapRing(pipeline.handle);
   pipeline.publisher.publish('MP_REQUEST_END', 'before', {});
   Atomics.add(ctrl, Ctrl.HEAD, 2); // a reservation of 2 slots that is never committed

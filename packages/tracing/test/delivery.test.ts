@@ -1,12 +1,12 @@
 import test from 'ava';
 import { EventPipeline, epochTimeToMs } from '../src/index.js';
-import { collector, sleep } from './helpers.js';
+import { collector, sleep, track } from './helpers.js';
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 
 test('delivers type, session, op id, worker id, typed metadata and trace carrier', async (t) => {
   const c = collector({ keepEvents: true });
-  const pipeline = new EventPipeline({ subscribers: [c.spec] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
   await pipeline.start();
   const pub = pipeline.publisher;
   const opId = pub.nextOpId();
@@ -60,7 +60,7 @@ test('delivers type, session, op id, worker id, typed metadata and trace carrier
 
 test('timestamps are taken at publish time, not at drain time', async (t) => {
   const c = collector({ keepEvents: true });
-  const pipeline = new EventPipeline({ subscribers: [c.spec] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
   const before = Date.now();
   pipeline.publisher.publish('MP_REQUEST_END', 'early', {});
   const after = Date.now();
@@ -75,7 +75,7 @@ test('timestamps are taken at publish time, not at drain time', async (t) => {
 
 test('an explicit time (GPU-ordered events) is kept as given', async (t) => {
   const c = collector({ keepEvents: true });
-  const pipeline = new EventPipeline({ subscribers: [c.spec] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
   await pipeline.start();
   pipeline.publisher.publish(
     'MP_RETRIEVE_START',
@@ -89,7 +89,7 @@ test('an explicit time (GPU-ordered events) is kept as given', async (t) => {
 
 test('an invalid trace carrier is dropped, never fatal', async (t) => {
   const c = collector({ keepEvents: true });
-  const pipeline = new EventPipeline({ subscribers: [c.spec] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
   await pipeline.start();
   const pub = pipeline.publisher;
   pub.publish('MP_REQUEST_END', 'a', {}, { trace: { traceparent: 'bad' } });
@@ -111,7 +111,7 @@ test('an invalid trace carrier is dropped, never fatal', async (t) => {
 
 test('subscribers receive only the types they declare; producers can ask cheaply', async (t) => {
   const stores = collector({ keepEvents: true, types: ['MP_STORE_SUBMITTED'], name: 'stores' });
-  const pipeline = new EventPipeline({ subscribers: [stores.spec] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [stores.spec] }));
   const pub = pipeline.publisher;
   t.false(pub.isSubscribed('MP_STORE_SUBMITTED'), 'nothing subscribed before start');
   await pipeline.start();
@@ -128,7 +128,7 @@ test('subscribers receive only the types they declare; producers can ask cheaply
 });
 
 test('op ids are unique across threads', (t) => {
-  const pipeline = new EventPipeline();
+  const pipeline = track(t, new EventPipeline());
   const seen = new Set<number>();
   for (let i = 0; i < 1000; i++) seen.add(pipeline.publisher.nextOpId());
   t.is(seen.size, 1000);
@@ -137,7 +137,7 @@ test('op ids are unique across threads', (t) => {
 
 test('the anchor name MP_SESSION_END is an alias of MP_REQUEST_END', async (t) => {
   const c = collector({ keepEvents: true, types: ['MP_SESSION_END'] });
-  const pipeline = new EventPipeline({ subscribers: [c.spec] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
   await pipeline.start();
   t.true(pipeline.publisher.isSubscribed('MP_REQUEST_END'));
   pipeline.publisher.publish('MP_SESSION_END', 'a', {});

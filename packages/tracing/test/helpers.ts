@@ -51,3 +51,12 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Stops the pipeline when the test ends, so a failed assertion cannot leave a drain thread running. */
+export function track<P extends { stop(): Promise<unknown> }>(
+  t: { teardown(fn: () => unknown): void },
+  pipeline: P,
+): P {
+  t.teardown(() => pipeline.stop());
+  return pipeline;
+}

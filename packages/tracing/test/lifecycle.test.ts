@@ -1,13 +1,13 @@
 import test from 'ava';
 import { type DrainLogger, EventPipeline } from '../src/index.js';
-import { collector, sleep } from './helpers.js';
+import { collector, sleep, track } from './helpers.js';
 
 test('a throwing subscriber is isolated and counted; others still get every event', async (t) => {
   const bad = collector({ name: 'bad', throwOnSessionPrefix: 'x' });
   const good = collector({ name: 'good' });
   const warnings: string[] = [];
   const logger: DrainLogger = { debug() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) };
-  const pipeline = new EventPipeline({ subscribers: [bad.spec, good.spec], logger });
+  const pipeline = track(t, new EventPipeline({ subscribers: [bad.spec, good.spec], logger }));
   await pipeline.start();
   for (let i = 0; i < 50; i++) pipeline.publisher.publish('MP_REQUEST_END', i % 5 === 0 ? `x-${i}` : `ok-${i}`, {});
   const metrics = await pipeline.stop();
@@ -21,7 +21,7 @@ test('a throwing subscriber is isolated and counted; others still get every even
 
 test('stop() delivers everything published before it, from this and other threads', async (t) => {
   const c = collector();
-  const pipeline = new EventPipeline({ subscribers: [c.spec] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
   await pipeline.start();
   for (let i = 0; i < 20_000; i++) pipeline.publisher.publish('MP_REQUEST_END', 's', {}, { opId: i + 1 });
   const metrics = await pipeline.stop();
@@ -32,7 +32,7 @@ test('stop() delivers everything published before it, from this and other thread
 
 test('start and stop are idempotent; start/stop/start keeps every event', async (t) => {
   const first = collector();
-  const pipeline = new EventPipeline({ subscribers: [first.spec] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [first.spec] }));
   await Promise.all([pipeline.start(), pipeline.start()]);
   await pipeline.start();
   pipeline.publisher.publish('MP_REQUEST_END', 'one', {});
@@ -52,7 +52,7 @@ test('start and stop are idempotent; start/stop/start keeps every event', async 
 
 test('the periodic hook runs even when no events arrive', async (t) => {
   const c = collector();
-  const pipeline = new EventPipeline({ subscribers: [c.spec], periodicIntervalMs: 20 });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec], periodicIntervalMs: 20 }));
   await pipeline.start();
   await sleep(200);
   await pipeline.stop();
@@ -60,16 +60,19 @@ test('the periodic hook runs even when no events arrive', async (t) => {
 });
 
 test('start() rejects clearly when a subscriber module cannot be loaded', async (t) => {
-  const pipeline = new EventPipeline({
-    subscribers: [{ module: new URL('./helpers.js', import.meta.url).href, export: 'nope' }],
-  });
+  const pipeline = track(
+    t,
+    new EventPipeline({
+      subscribers: [{ module: new URL('./helpers.js', import.meta.url).href, export: 'nope' }],
+    }),
+  );
   await t.throwsAsync(pipeline.start(), { message: /has no factory export 'nope'/ });
   t.false(pipeline.stats().drainRunning);
   t.is(await pipeline.stop(), undefined);
 });
 
 test('self-metrics report depth and lag of undelivered events', async (t) => {
-  const pipeline = new EventPipeline({ subscribers: [] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [] }));
   pipeline.publisher.publish('MP_REQUEST_END', 's', {});
   pipeline.publisher.publish('MP_REQUEST_END', 's', {});
   t.is(pipeline.stats().queueDepth, 2);

@@ -1,13 +1,14 @@
 import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { EventPipeline, type LogLevel, loggingSubscriber } from '../src/index.js';
 
-async function logLines(level: LogLevel): Promise<Record<string, unknown>[]> {
+async function logLines(t: ExecutionContext, level: LogLevel): Promise<Record<string, unknown>[]> {
   const file = join(mkdtempSync(join(tmpdir(), 'kvmp-log-')), 'log.jsonl');
   const fd = openSync(file, 'w');
   const pipeline = new EventPipeline({ subscribers: [loggingSubscriber({ level, fd })] });
+  t.teardown(() => pipeline.stop());
   await pipeline.start();
   const pub = pipeline.publisher;
   const copy = { device: 'cpu', engine_id: 'e', model_name: 'm' };
@@ -31,7 +32,7 @@ async function logLines(level: LogLevel): Promise<Record<string, unknown>[]> {
 }
 
 test('debug logs the lifecycle; failures are warnings', async (t) => {
-  const lines = await logLines('debug');
+  const lines = await logLines(t, 'debug');
   t.deepEqual(
     lines.map((l) => [l.level, l.msg]),
     [
@@ -48,7 +49,7 @@ test('debug logs the lifecycle; failures are warnings', async (t) => {
 });
 
 test('at info only failures are logged', async (t) => {
-  const lines = await logLines('info');
+  const lines = await logLines(t, 'info');
   t.deepEqual(
     lines.map((l) => l.msg),
     ['store failed', 'L1 allocation failed: chunks not stored'],

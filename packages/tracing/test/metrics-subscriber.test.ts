@@ -6,6 +6,7 @@ const copy = { device: 'cpu', engine_id: 'engine-0', model_name: 'llama' };
 
 test('cache metrics follow the events: lookups, transfers, in-flight, throughput, L1', async (t) => {
   const pipeline = new EventPipeline({ subscribers: [metricsSubscriber()] });
+  t.teardown(() => pipeline.stop());
   await pipeline.start();
   const pub = pipeline.publisher;
   const lookup = (hit: number, l2: number, exit = '') =>
@@ -45,9 +46,10 @@ test('cache metrics follow the events: lookups, transfers, in-flight, throughput
   pub.publish('L1_ALLOCATION_FAILED', 's', { during: 'l1_store', key_count: 5, requested_bytes: 160 });
   pub.publish('L1_READ_FAILED', 's', { during: 'l1_retrieve', reason: 'not_found', key_count: 1 });
 
-  // Scrape once every event so far was delivered (the drain is asynchronous to publish).
+  // Scrape once every event so far was delivered (the drain is asynchronous to publish; a
+  // query runs between events, so delivered = 14 means all 14 were handled).
   let samples = parsePrometheus(await scrapeMetrics(pipeline));
-  for (let i = 0; i < 100 && value(samples, 'kvmp_l1_objects') === undefined; i++) {
+  for (let i = 0; i < 500 && value(samples, 'kvmp_events_delivered_total') !== 14; i++) {
     await new Promise((r) => setTimeout(r, 10));
     samples = parsePrometheus(await scrapeMetrics(pipeline));
   }
@@ -88,6 +90,7 @@ test('cache metrics follow the events: lookups, transfers, in-flight, throughput
 
 test('scraping a pipeline without the metrics subscriber fails clearly', async (t) => {
   const pipeline = new EventPipeline();
+  t.teardown(() => pipeline.stop());
   await pipeline.start();
   await t.throwsAsync(scrapeMetrics(pipeline), { message: "no subscriber 'metrics' answers queries" });
   await pipeline.stop();

@@ -1,11 +1,11 @@
 import test from 'ava';
 import { EventPipeline } from '../src/index.js';
 import type { BurstResult } from './fixtures/producer-thread.js';
-import { collector, prng, runProducer } from './helpers.js';
+import { collector, prng, runProducer, track } from './helpers.js';
 
 test('per-producer FIFO across 3 producer threads', async (t) => {
   const c = collector();
-  const pipeline = new EventPipeline({ subscribers: [c.spec] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
   await pipeline.start();
   const barrier = new SharedArrayBuffer(4);
   const names = ['p0', 'p1', 'p2'];
@@ -26,7 +26,7 @@ test('causal order across 4 threads: B published after observing A is dispatched
   const rounds = 3000;
   for (const seed of [1, 2, 3]) {
     const c = collector({ keepEvents: true });
-    const pipeline = new EventPipeline({ subscribers: [c.spec] });
+    const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
     await pipeline.start();
     const random = prng(seed);
     const leaders = new Int32Array(new SharedArrayBuffer(rounds * 4));

@@ -105,3 +105,42 @@ test('request trees from exported span records ignore spans without their root',
     ['request', 'mp.store'],
   );
 });
+
+test('the drain thread keeps recent request trees for the viewer (recentTraces)', async (t) => {
+  const { EventPipeline, recentTraces, requestTracingSubscriber } = await import('../src/index.js');
+  const pipeline = new EventPipeline({
+    subscribers: [requestTracingSubscriber({ exporter: 'none', viewerTraces: 5 })],
+  });
+  t.teardown(() => pipeline.stop());
+  await pipeline.start();
+  const pub = pipeline.publisher;
+  const copy = { device: 'cpu', engine_id: 'e', model_name: 'm' };
+  for (let i = 0; i < 7; i++) {
+    const sid = `s-${i}`;
+    pub.publish('MP_REQUEST_START', sid, { model_name: 'm' });
+    pub.publish('MP_STORE_SUBMITTED', sid, { device: 'cpu' }, { opId: i + 1 });
+    pub.publish('MP_STORE_START', sid, copy, { opId: i + 1, workerId: 0 });
+    pub.publish('MP_REQUEST_END', sid, {});
+    pub.publish(
+      'MP_STORE_END',
+      sid,
+      { ...copy, stored_count: 1, total_bytes: 10, num_tokens: 256, success: true },
+      { opId: i + 1, workerId: 0 },
+    );
+  }
+  let trees = await recentTraces(pipeline);
+  for (let i = 0; i < 200 && trees.length < 5; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    trees = await recentTraces(pipeline);
+  }
+  t.deepEqual(
+    trees.map((x) => x.sessionId),
+    ['s-6', 's-5', 's-4', 's-3', 's-2'],
+  );
+  t.true(trees.every((x) => x.deferred));
+  t.deepEqual(
+    trees[0].spans.map((s) => s.name),
+    ['request', 'mp.store'],
+  );
+  t.is((await recentTraces(pipeline, 2)).length, 2);
+});

@@ -27,7 +27,11 @@ const FAILURES: readonly EventTypeName[] = [
 
 export const createLoggingSubscriber: SubscriberFactory<LoggingOptions | undefined> = (options) => {
   const level = options?.level ?? 'info';
-  const destination = pino.destination({ fd: options?.fd ?? 2, sync: false });
+  // Synchronous writes: a line is on its way to the fd when the call returns, so nothing is lost
+  // when the drain thread ends (sonic-boom's async flush does not wait for queued writes). The
+  // cost (one write(2) per line) is paid on the drain thread, and at the default level only
+  // failures are logged.
+  const destination = pino.destination({ fd: options?.fd ?? 2, sync: true });
   const log = pino({ level, base: { service: 'kvmp', thread: 'drain' } }, destination);
   const debug = log.isLevelEnabled('debug');
 

@@ -47,11 +47,17 @@ function batchConfig(options: BatchOptions | undefined): Required<BatchOptions> 
  * (`trace.getTracer(...)`) export through the same pipeline and can nest their spans under
  * kvmp's through the SpanRegistry. Producer threads never load the SDK.
  */
-export async function createDrainTracing(options: SpanExportOptions = {}): Promise<DrainTracing> {
+export async function createDrainTracing(
+  options: SpanExportOptions = {},
+  /** Processors that see every sampled span besides the exporter (e.g. the viewer's buffer). */
+  extraProcessors: readonly SpanProcessor[] = [],
+): Promise<DrainTracing> {
   const kind = resolveExporterKind(options.exporter);
   const exporter = await createSpanExporter(kind, options);
-  const spanProcessors: SpanProcessor[] =
-    exporter === undefined ? [] : [new BatchSpanProcessor(exporter, batchConfig(options.batch))];
+  const spanProcessors: SpanProcessor[] = [
+    ...(exporter === undefined ? [] : [new BatchSpanProcessor(exporter, batchConfig(options.batch))]),
+    ...extraProcessors,
+  ];
   const sampler = buildSampler(options.sampler);
   const provider = new BasicTracerProvider({
     resource: buildResource(options),

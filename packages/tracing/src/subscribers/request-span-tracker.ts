@@ -261,8 +261,10 @@ export class RequestSpanTracker {
       const child = session.children[i];
       if (!child.op.deferrable) this.leakChild(session, child, 'end_missing', time);
     }
-    if (session.inFlightStore + session.inFlightRetrieve === 0) this.closeRoot(session, time);
-    else session.requestEnd = time;
+    if (session.inFlightStore + session.inFlightRetrieve === 0) {
+      session.root?.setAttribute(Attr.DEFERRED_CLOSE, false);
+      this.closeRoot(session, time);
+    } else session.requestEnd = time;
     this.settle(session);
   }
 
@@ -345,6 +347,10 @@ export class RequestSpanTracker {
       if (op.kind === 'store' && session.inFlightStore > 0) session.inFlightStore--;
       if (op.kind === 'retrieve' && session.inFlightRetrieve > 0) session.inFlightRetrieve--;
       if (session.requestEnd !== undefined && session.inFlightStore + session.inFlightRetrieve === 0) {
+        session.root?.setAttributes({
+          [Attr.DEFERRED_CLOSE]: true,
+          [Attr.CLOSE_DELAY_MS]: Math.max(0, hrTimeMs(event.time) - hrTimeMs(session.requestEnd)),
+        });
         this.closeRoot(session, session.requestEnd);
       }
     }
@@ -498,3 +504,5 @@ export class RequestSpanTracker {
     return undefined;
   }
 }
+
+const hrTimeMs = (t: HrTime): number => t[0] * 1e3 + t[1] / 1e6;

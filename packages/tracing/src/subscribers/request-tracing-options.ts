@@ -16,4 +16,9 @@ export interface RequestTracingOptions extends SpanExportOptions {
    * after every sweep and at shutdown (after the final flush), for tests and diagnostics.
    */
   readonly statsChannel?: string;
+  /**
+   * Finished request trees kept for the built-in viewer (`/traces`, `kvmp trace`), answered
+   * through `recentTraces(pipeline)`. Default 200; 0 keeps none.
+   */
+  readonly viewerTraces?: number;
 }

@@ -7,10 +7,12 @@ import { getSpanRegistry } from '@kvmp/registry';
 import { type Counter, type MeterProvider, metrics } from '@opentelemetry/api';
 import type { Subscriber, SubscriberFactory } from '../drain/subscriber.js';
 import { createDrainTracing, TRACER_NAME, TRACER_VERSION } from '../otel/drain-tracer-provider.js';
+import { RecentTraces } from '../viewer/recent-traces.js';
 import { LEAKED_SPANS_METRIC } from './leaked-spans-metric.js';
 import { REQUEST_TRACING_EVENT_TYPES } from './request-span-names.js';
 import { RequestSpanTracker } from './request-span-tracker.js';
 import type { RequestTracingOptions } from './request-tracing-options.js';
+import { REQUEST_TRACING_SUBSCRIBER_NAME, type TracesQuery } from './request-tracing-query.js';
 import type { RequestTracingStatsMessage } from './request-tracing-stats.js';
 
 /**
@@ -40,7 +42,9 @@ export const createRequestTracingSubscriber: SubscriberFactory<RequestTracingOpt
   context,
 ) => {
   const opts = options ?? {};
-  const tracing = await createDrainTracing(opts);
+  const keep = opts.viewerTraces ?? 200;
+  const recent = keep > 0 ? new RecentTraces(keep) : undefined;
+  const tracing = await createDrainTracing(opts, recent === undefined ? [] : [recent]);
   const leaked = leakedSpansCounter();
   const tracker = new RequestSpanTracker({
     tracer: tracing.tracer,
@@ -67,7 +71,7 @@ export const createRequestTracingSubscriber: SubscriberFactory<RequestTracingOpt
   });
 
   const subscriber: Subscriber = {
-    name: 'request-tracing',
+    name: REQUEST_TRACING_SUBSCRIBER_NAME,
     types: REQUEST_TRACING_EVENT_TYPES,
     onEvent: (event) => tracker.onEvent(event),
     onPeriodic(nowNs) {
@@ -79,6 +83,11 @@ export const createRequestTracingSubscriber: SubscriberFactory<RequestTracingOpt
     },
     shutdown() {
       tracker.shutdown();
+    },
+    onQuery(request) {
+      const q = request as TracesQuery | undefined;
+      if (q?.kind !== 'traces') throw new Error("request-tracing query: expected { kind: 'traces' }");
+      return recent?.list(q.limit) ?? [];
     },
   };
   return subscriber;

@@ -22,6 +22,10 @@ export const Attr = {
   LEAK_REASON: 'kvmp.leak_reason',
   /** The child started after its request's root had closed (it still nests under that root). */
   LATE: 'kvmp.late',
+  /** On the root: copies were still in flight at REQUEST_END, so the close waited for them. */
+  DEFERRED_CLOSE: 'kvmp.deferred_close',
+  /** On a deferred root: how long after REQUEST_END the last in-flight copy ended, in ms. */
+  CLOSE_DELAY_MS: 'kvmp.close_delay_ms',
 } as const;
 
 /**
