@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { captureTraceCarrier, type TraceCarrier } from '@kvmp/tracing';
 import { Dealer } from 'zeromq';
-import { createDecoder, encode } from '../wire/codec.js';
+import { createDecoder, encode, encodeMapWithBin } from '../wire/codec.js';
 import { PROTOCOL_VERSION, RequestType, type RequestTypeName, type WireErrorCode } from '../wire/protocol.js';
 import { KvmpClientError } from './client-error.js';
 import type {
@@ -169,7 +169,13 @@ export class KvmpClient {
         reject(new KvmpClientError('TIMEOUT', `${type}: no reply within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer, type });
-      this.queue.push([encode(id), encode(RequestType[type]), encode(payload)]);
+      // KV bytes (COMMIT_STORE) are copied once, straight into the message.
+      const data = payload.data;
+      const body =
+        data instanceof Uint8Array
+          ? encodeMapWithBin(payload, 'data', data.length, (dst) => dst.set(data))
+          : encode(payload);
+      this.queue.push([encode(id), encode(RequestType[type]), body]);
       this.pumping ??= this.pump();
     });
   }

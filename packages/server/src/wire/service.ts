@@ -5,6 +5,7 @@ import type { KvLayoutSpec } from '../gpu/contract.js';
 import { checkCacheSalt } from '../keys/object-key.js';
 import type { RetrieveResult, StoreResult } from '../ops/transfer.js';
 import { checkRange } from '../ops/validate.js';
+import { encodeMapWithBin, PreEncoded } from './codec.js';
 import type { Payload } from './fields.js';
 import {
   type LookupMsg,
@@ -459,7 +460,16 @@ export class WireService {
           ...opt('cacheSalt', msg.cacheSalt),
         }),
       );
-      return retrieveReply(r, r.ok ? inst.staging.read(slots.slice(0, r.retrievedChunks)) : new Uint8Array(0));
+      const got = r.ok ? slots.slice(0, r.retrievedChunks) : [];
+      // The reply is assembled around the KV bytes, which are copied once: staging → message.
+      return new PreEncoded(
+        encodeMapWithBin(
+          retrieveReply(r, undefined) as Record<string, unknown>,
+          'data',
+          got.length * inst.staging.chunkBytes,
+          (dst) => inst.staging.readInto(got, dst),
+        ),
+      );
     } finally {
       inst.staging.release(slots);
     }

@@ -115,10 +115,9 @@ export class Staging {
     }
   }
 
-  /** Gathers the slots' chunks into one buffer in wire format. */
-  read(slots: readonly number[]): Uint8Array {
+  /** Gathers the slots' chunks, in wire format, into `out` (`slots.length * chunkBytes` bytes). */
+  readInto(slots: readonly number[], out: Uint8Array): void {
     const planes = kvPlanes(this.layout);
-    const out = new Uint8Array(slots.length * this.chunkBytes);
     let dst = 0;
     for (const s of slots) {
       for (let p = 0; p < planes; p++) {
@@ -129,7 +128,6 @@ export class Staging {
         }
       }
     }
-    return out;
   }
 
   /**

@@ -1,6 +1,6 @@
 import { Router } from 'zeromq';
 import { KvmpServerError } from '../errors.js';
-import { createDecoder, decodeFrame, encode } from './codec.js';
+import { createDecoder, decodeFrame, encode, encodeOkReply, PreEncoded } from './codec.js';
 import { asPayload } from './fields.js';
 import { requestTypeName, type WireErrorCode, type WireReply } from './protocol.js';
 import type { WireService } from './service.js';
@@ -112,9 +112,10 @@ export class ZmqWireServer {
   }
 
   private async process(identity: Buffer, frames: Buffer[]): Promise<void> {
-    let reply: WireReply;
+    let reply: WireReply | PreEncoded;
     try {
-      reply = { ok: true, result: await this.dispatch(frames) };
+      const result = await this.dispatch(frames);
+      reply = result instanceof PreEncoded ? new PreEncoded(encodeOkReply(result.bytes)) : { ok: true, result };
     } catch (err) {
       reply = this.errorReply(err);
     }
@@ -164,10 +165,10 @@ export class ZmqWireServer {
     return { ok: false, error: { code, message } };
   }
 
-  private reply(identity: Buffer, frames: readonly Buffer[], reply: WireReply): void {
+  private reply(identity: Buffer, frames: readonly Buffer[], reply: WireReply | PreEncoded): void {
     let body: Uint8Array;
     try {
-      body = encode(reply);
+      body = reply instanceof PreEncoded ? reply.bytes : encode(reply);
     } catch {
       body = encode({ ok: false, error: { code: 'INTERNAL', message: 'reply could not be encoded' } });
     }
