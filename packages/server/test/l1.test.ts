@@ -182,3 +182,16 @@ test('pinForCopy is all-or-nothing', (t) => {
   l1.unpinAfterRead([lb!.obj], 's');
   t.is(l1.clear().kept, 0);
 });
+
+test('the periodic sweep evicts back under the watermark once locks expire', (t) => {
+  const { l1, advance } = store({ slots: 10, watermark: 0.5, ratio: 0.1, readTtlMs: 100 });
+  const keys = ['0', '1', '2', '3', '4', '5', '6', '7'];
+  put(l1, keys); // one reservation: above the watermark, nothing evictable, still fits
+  t.is(l1.pool.usedBytes, 8 * SLOT);
+  t.true(l1.reserveRead(keys, 1, 's').every((x) => x !== undefined));
+  l1.sweep();
+  t.is(l1.size, 8, 'locked: nothing to evict');
+  advance(150);
+  l1.sweep();
+  t.is(l1.pool.usedBytes, 4 * SLOT, 'expired locks: evicted down to watermark − ratio');
+});

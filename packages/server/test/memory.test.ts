@@ -163,3 +163,29 @@ test('session TTL: an abandoned session is ended and its locks released', async 
   assertTree(t, spans, 'gone', ['mp.lookup_prefetch']);
   t.true(h.events().some((e) => e.sessionId === 'gone' && e.type === 'MP_REQUEST_END'));
 });
+
+test('end_session refreshes the LRU recency of the session’s chunks', async (t) => {
+  const h = await startHarness(t, { tracing: false, capacityChunks: 16 });
+  const { server, engine } = h;
+  // Session A stores first (its chunks are the least recently used) and ends last.
+  const a = fakePrompt(3 * CHUNK, 1500);
+  const blocks = engine.allocateBlocks(a.length);
+  engine.computeKv(a, blocks, 0, a.length);
+  await server.store({ requestId: 'A', instanceId: engine.instanceId, tokens: a, blockIds: blocks });
+  const b = fakePrompt(3 * CHUNK, 1501);
+  await engine.runRequest(server, { requestId: 'B', tokens: b });
+  await engine.runRequest(server, { requestId: 'C', tokens: fakePrompt(3 * CHUNK, 1502) });
+  await server.endSession('A'); // LRU order now B, C, A
+  // 9 used + 4 > 12.8 (watermark): evict down to 9.6 − 4 → B's 3 chunks and one of C's go.
+  await engine.runRequest(server, { requestId: 'D', tokens: fakePrompt(4 * CHUNK, 1503) });
+  t.is(server.status().l1.evictedKeys, 4);
+  for (const [sid, tokens, expected] of [
+    ['a?', a, 3],
+    ['b?', b, 0],
+  ] as const) {
+    await server.lookup({ requestId: sid, modelName: MODEL, tokens });
+    t.is(await server.queryPrefetchStatus(sid), expected, sid);
+    await server.endSession(sid);
+  }
+  await h.finish();
+});

@@ -400,7 +400,11 @@ export class L1Store {
     }
   }
 
-  /** Expires read and write locks past their TTL. Called periodically and cheap when idle. */
+  /**
+   * Expires read and write locks past their TTL and, if usage is above the watermark (memory
+   * that expired locks no longer protect, say), evicts back under it. Called periodically;
+   * allocations do not wait for it (they evict on their own).
+   */
   sweep(): void {
     const now = this.now();
     for (const obj of this.index.values()) {
@@ -413,6 +417,7 @@ export class L1Store {
         this.expireRead(obj);
       }
     }
+    this.makeHeadroom(0, '');
     if (this.publisher.isSubscribed('L1_USAGE')) {
       this.publisher.publish('L1_USAGE', '', {
         used_bytes: this.pool.usedBytes,
