@@ -108,6 +108,7 @@ test('semantic errors: ranges, salts, unknown instances, sessions and handles; s
   t.is(await code(client.store({ ...base, blockIds: [0] })), 'UNSUPPORTED');
   t.is(await code(client.queryPrefetchStatus('never-seen')), 'UNKNOWN_SESSION');
   t.is(await code(client.freeLookupLocks({ requestId: 'never-seen' })), 'UNKNOWN_SESSION');
+  t.is(await code(client.retrieveData({ ...base, requestId: 'never-seen' })), 'UNKNOWN_SESSION');
   t.false(await client.endSession('never-seen'));
   t.is(await code(client.commitStore(123456, new Uint8Array(8))), 'UNKNOWN_HANDLE');
   const prep = await client.prepareStore({ ...base, requestId: 'p', start: 0, end: 64 });

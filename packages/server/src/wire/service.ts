@@ -340,6 +340,7 @@ export class WireService {
         `instance is engine-driven: use PREPARE_STORE/COMMIT_STORE and RETRIEVE_DATA instead of ${type}`,
       );
     }
+    if (type === 'RETRIEVE') this.known(msg.requestId);
     this.touch(msg.requestId);
     const req = {
       requestId: msg.requestId,
@@ -446,6 +447,8 @@ export class WireService {
 
   private async retrieveData(msg: RangeMsg): Promise<unknown> {
     const { inst, start, end, chunks } = this.checkEngineRange(msg, 'RETRIEVE_DATA');
+    // A retrieve consumes its session's lookup locks: without a session it cannot succeed.
+    this.known(msg.requestId);
     this.touch(msg.requestId);
     const slots = await inst.staging.acquire(chunks, this.options.stagingWaitMs ?? 5000);
     try {
