@@ -52,3 +52,46 @@ test('close(): requests in flight are finished and answered, later ones get CLOS
   await closing;
   t.true(closed);
 });
+
+test('ranges larger than one message are split by the client and come back byte for byte', async (t) => {
+  // 2 layers x 2 planes x 64 tokens x 64 B = 16 KiB per chunk; a 40 KiB limit fits 2 chunks.
+  const h = await startWire(t, { wire: { maxMessageBytes: 40 * 1024 } });
+  const client = await h.client();
+  const engine = new DemoEngine(client, {
+    layout: { kind: 'flash_attn', numLayers: 2, blockSize: 16, numHeads: 2, headSize: 16, dtype: 'fp16' },
+  });
+  const info = await engine.register();
+  t.is(info.maxChunksPerMessage, 2);
+  const prompt = demoPrompt(8, 8, 64 * 7 + 3, 0);
+  t.is((await engine.runRequest('big-1', prompt)).storedChunks, 7);
+  const again = await engine.runRequest('big-2', prompt);
+  t.is(again.hitTokens, 64 * 7);
+  t.is(again.corruptChunks, 0);
+  t.true((h.wire.service.stats().requests.COMMIT_STORE ?? 0) >= 4, 'several messages per store');
+});
+
+test('several clients at once: cache_salt isolates tenants, every byte verified', async (t) => {
+  const h = await startWire(t);
+  const engines = await Promise.all(
+    [0, 1, 2].map(async (i) => {
+      const e = new DemoEngine(await h.client(), { instanceId: `engine-${i}` });
+      await e.register();
+      return e;
+    }),
+  );
+  const prompt = demoPrompt(11, 11, 64 * 4, 64 * 4);
+  t.is((await engines[0].runRequest('a-1', prompt, { cacheSalt: 'tenant-a' })).storedChunks, 4);
+  // Another tenant with the same prompt shares nothing.
+  t.is((await engines[1].runRequest('b-1', prompt, { cacheSalt: 'tenant-b' })).hitTokens, 0);
+  const reports = await Promise.all(
+    engines.flatMap((e, i) =>
+      Array.from({ length: 8 }, (_, j) =>
+        e.runRequest(`c-${i}-${j}`, demoPrompt(11, 100 * i + j, 64 * 6, 64 * 4), {
+          cacheSalt: i === 1 ? 'tenant-b' : 'tenant-a',
+        }),
+      ),
+    ),
+  );
+  t.true(reports.every((r) => r.corruptChunks === 0));
+  t.is(reports.filter((r) => r.hitTokens >= 64 * 4).length, 24, 'every request hits its own tenant prefix');
+});
