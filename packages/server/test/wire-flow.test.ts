@@ -17,6 +17,12 @@ test('engine-driven flow over the socket: miss, store, hit, bytes verified', asy
   const second = await engine.runRequest('r2', prompt);
   t.is(second.hitTokens, 64 * 5);
   t.is(second.corruptChunks, 0);
+  const direct = await client.storeData(
+    { requestId: 'd', instanceId: engine.instanceId, tokens: demoPrompt(7, 7, 64, 0) },
+    engine.computeChunks(demoPrompt(7, 7, 64, 0), 0, 1),
+  );
+  t.is(direct.storedChunks, 1);
+  t.is(direct.doneEvent, undefined, 'no GPU event in engine-driven mode');
   const other = await engine.runRequest('r3', demoPrompt(1, 2, 64 * 5, 64 * 3));
   t.is(other.hitTokens, 64 * 3);
   t.is(other.corruptChunks, 0);

@@ -439,7 +439,8 @@ export class WireService {
           ...opt('cacheSalt', msg.cacheSalt),
         }),
       );
-      return storeReply(r);
+      // No done_event: the copy is complete and there is no GPU event for an engine-driven peer.
+      return storeReply({ ...r, doneEvent: undefined });
     } finally {
       inst.staging.release(slots);
     }
@@ -467,7 +468,7 @@ export class WireService {
       // The reply is assembled around the KV bytes, which are copied once: staging → message.
       return new PreEncoded(
         encodeMapWithBin(
-          retrieveReply(r, undefined) as Record<string, unknown>,
+          retrieveReply({ ...r, doneEvent: undefined }, undefined) as Record<string, unknown>,
           'data',
           got.length * inst.staging.chunkBytes,
           (dst) => inst.staging.readInto(got, dst),
