@@ -30,6 +30,11 @@ export class Dispatcher {
     }
   }
 
+  /** Per event code, 1 when at least one subscriber wants it. */
+  wantedCodes(): Uint8Array {
+    return Uint8Array.from(this.byCode, (list) => (list.length > 0 ? 1 : 0));
+  }
+
   /** One bit per event code that has at least one subscriber (8 × 32 bits). */
   subscriptionMask(): Int32Array {
     const mask = new Int32Array(8);

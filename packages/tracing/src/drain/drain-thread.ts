@@ -50,6 +50,7 @@ async function main(): Promise<void> {
 
   const { ctrl } = mapRing(data.ring);
   const mask = dispatcher.subscriptionMask();
+  consumer.setWanted(dispatcher.wantedCodes());
   for (let i = 0; i < mask.length; i++) Atomics.store(ctrl, Ctrl.SUBSCRIBED + i, mask[i]);
 
   const running = new DrainLoop(consumer, dispatcher, log, data);

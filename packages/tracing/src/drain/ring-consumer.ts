@@ -27,6 +27,8 @@ export class RingConsumer {
   private next: number;
   private pendingSince = 0;
   private droppedSeen: number;
+  /** 1 for event codes some subscriber wants (all by default). */
+  private wanted: Uint8Array = new Uint8Array(256).fill(1);
 
   constructor(
     handle: RingHandle,
@@ -37,6 +39,11 @@ export class RingConsumer {
     this.decoder = new RecordDecoder(this.ring);
     this.next = Atomics.load(this.ring.ctrl, Ctrl.TAIL);
     this.droppedSeen = this.ring.stats[Stat.DROPPED_SEEN_RAW];
+  }
+
+  /** Decode and deliver only records whose code is set in `wanted` (index = event code). */
+  setWanted(wanted: Uint8Array): void {
+    this.wanted = wanted;
   }
 
   /** Ticket of the next record to read. */
@@ -74,7 +81,8 @@ export class RingConsumer {
       }
       if (this.pendingSince !== 0) this.pendingSince = 0;
       const slots = this.ring.dataView.getUint16(at + Off.SLOTS, true);
-      const event = this.decoder.decode(at, t);
+      // Records nobody subscribed to are consumed without being decoded.
+      const event = this.wanted[this.ring.data[at + Off.CODE]] === 1 ? this.decoder.decode(at, t) : undefined;
       // Free the slots before dispatch: the record was copied out, and the subscriber may be slow.
       t = (t + (slots > 0 ? slots : 1)) | 0;
       if (++since === TAIL_PUBLISH_EVERY) {
