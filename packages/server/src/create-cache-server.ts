@@ -391,8 +391,9 @@ export class CacheServer {
   }
 }
 
+/** A bound on a wait; unref'd so a bound that lost its race does not keep the process alive. */
 function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+  return new Promise((r) => setTimeout(r, ms).unref());
 }
 
 /**

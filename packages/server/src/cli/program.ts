@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { runDemo } from './demo.js';
 import { startServe } from './serve.js';
 import { ConfigError, resolveServeConfig, type ServeFlags } from './serve-config.js';
+import { runTrace, type TraceFlags } from './trace.js';
 import { KVMP_VERSION } from './version.js';
 
 function int(name: string, min = 0) {
@@ -131,6 +132,13 @@ export function buildProgram(out: (line: string) => void = (l) => process.stdout
         int('--event-ring-capacity', 1),
       ),
     )
+    .addOption(
+      opt(
+        '--viewer-traces <n>',
+        'finished request trees kept for /traces and kvmp trace (0: off)',
+        'KVMP_VIEWER_TRACES',
+      ).argParser(int('--viewer-traces')),
+    )
     .addOption(new Option('--demo', 'also run a demo engine workload against this server'))
     .addOption(
       new Option('--demo-sessions <n>', 'the demo runs this many requests, then exits (implies --demo)').argParser(
@@ -187,6 +195,19 @@ export function buildProgram(out: (line: string) => void = (l) => process.stdout
     .option('--instance-id <id>', 'engine instance id', `demo-${process.pid}`)
     .action(async (o: Parameters<typeof runDemo>[0]) => {
       process.exitCode = await runDemo(o, out);
+    });
+
+  program
+    .command('trace')
+    .description('draw request waterfalls in the terminal, from a running server or a JSON-lines span file')
+    .addOption(opt('--url <url>', 'kvmp HTTP base URL', 'KVMP_URL').default('http://127.0.0.1:8080'))
+    .option('--file <path>', 'read spans from a JSON-lines file (kvmp serve --trace-file) instead')
+    .option('--limit <n>', 'most recent requests to draw', int('--limit', 1), 10)
+    .option('--session <id>', 'only this session (request id)')
+    .option('--width <columns>', 'bar width', int('--width', 10), 60)
+    .option('--no-color', 'plain text')
+    .action(async (o: TraceFlags) => {
+      process.exitCode = await runTrace(o, out);
     });
 
   return program;

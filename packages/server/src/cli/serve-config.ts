@@ -31,6 +31,8 @@ export interface ServeConfig {
     | undefined;
   readonly serviceInstanceId: string | undefined;
   readonly eventRingCapacity: number | undefined;
+  /** Finished request trees kept for the built-in viewer (/traces, kvmp trace); 0 turns it off. */
+  readonly viewerTraces: number;
   /** Run a demo engine workload against the server (a child process). */
   readonly demo: boolean;
   /** With `demo`: requests the demo runs before it exits (the server keeps running); default: until stopped. */
@@ -67,6 +69,7 @@ export interface ServeFlags {
   readonly traceFile?: string;
   readonly serviceInstanceId?: string;
   readonly eventRingCapacity?: number;
+  readonly viewerTraces?: number;
   readonly demo: boolean;
   readonly demoSessions?: number;
 }
@@ -174,6 +177,7 @@ export function resolveServeConfig(f: ServeFlags, env: Env = process.env): Serve
     tracing,
     serviceInstanceId: f.serviceInstanceId,
     eventRingCapacity: f.eventRingCapacity,
+    viewerTraces: sdkDisabled ? 0 : (f.viewerTraces ?? 200),
     demo: f.demo || f.demoSessions !== undefined,
     demoSessions: f.demoSessions,
   };

@@ -4,6 +4,7 @@ import { loggingSubscriber, metricsSubscriber, requestTracingSubscriber, type Su
 import { pino } from 'pino';
 import { type CacheServer, createCacheServer } from '../create-cache-server.js';
 import { type KvmpHttpServer, startHttpServer } from '../http/http-server.js';
+import { viewerRoutes } from '../http/viewer-routes.js';
 import { PROTOCOL_VERSION } from '../wire/protocol.js';
 import { startWireServer } from '../wire/start-wire-server.js';
 import type { ZmqWireServer } from '../wire/zmq-server.js';
@@ -40,12 +41,15 @@ export async function startServe(config: ServeConfig, out: (line: string) => voi
   const identity = config.serviceInstanceId === undefined ? {} : { serviceInstanceId: config.serviceInstanceId };
   if (config.metrics) subscribers.push(metricsSubscriber(identity));
   if (config.eventLogging) subscribers.push(loggingSubscriber({ level: config.logLevel }));
-  if (config.tracing) {
+  // Request spans are built when they are exported, and also when only the built-in viewer
+  // shows them (exporter 'none'): a user without a trace backend still sees waterfalls.
+  if (config.tracing || config.viewerTraces > 0) {
     subscribers.push(
       requestTracingSubscriber({
-        exporter: config.tracing.exporter,
-        ...(config.tracing.endpoint === undefined ? {} : { endpoint: config.tracing.endpoint }),
-        ...(config.tracing.file === undefined ? {} : { file: config.tracing.file }),
+        exporter: config.tracing?.exporter ?? 'none',
+        ...(config.tracing?.endpoint === undefined ? {} : { endpoint: config.tracing.endpoint }),
+        ...(config.tracing?.file === undefined ? {} : { file: config.tracing.file }),
+        viewerTraces: config.viewerTraces,
         ...identity,
       }),
     );
@@ -93,6 +97,7 @@ export async function startServe(config: ServeConfig, out: (line: string) => voi
         wireStats: () => w.service.stats(),
         metrics: config.metrics,
         info: { version: KVMP_VERSION, protocol_version: PROTOCOL_VERSION, zmq_endpoint: w.endpoint },
+        routes: config.viewerTraces > 0 ? viewerRoutes(core) : {},
       });
     }
   } catch (err) {
@@ -120,6 +125,8 @@ export async function startServe(config: ServeConfig, out: (line: string) => voi
     out(
       `  http      ${http.url}/healthz  ${http.url}/status  ${http.url}/metrics${config.metrics ? '' : ' (disabled)'}`,
     );
+    if (config.viewerTraces > 0)
+      out(`  traces    ${http.url}/traces  (waterfalls of the last ${config.viewerTraces} requests)`);
   } else {
     out('  http      off (--no-http)');
   }

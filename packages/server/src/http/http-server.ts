@@ -17,7 +17,7 @@ export interface HttpServerOptions {
   /** Extra facts for /status (version, endpoints). */
   readonly info?: Readonly<Record<string, unknown>>;
   /** More GET routes by exact path (e.g. a trace viewer's `/traces` and `/api/traces`). */
-  readonly routes?: Readonly<Record<string, () => Promise<HttpAnswer> | HttpAnswer>>;
+  readonly routes?: Readonly<Record<string, (url: URL) => Promise<HttpAnswer> | HttpAnswer>>;
 }
 
 export interface HttpAnswer {
@@ -96,7 +96,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<KvmpH
           send(res, 404, 'text/plain', 'not found: try /healthz, /status or /metrics\n');
           return;
         }
-        const answer = await route();
+        const answer = await route(new URL(req.url ?? '/', 'http://kvmp.local'));
         send(res, answer.status, answer.contentType, answer.body);
       }
     }
