@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 /**
  * The README's two commands, for a fresh machine with only Node 20 and npm:
- *   npm start  → set up, build, run the main job (the demo)
+ *   npm start  → set up, build, run the main job: `kvmp serve` plus a demo engine workload
  *   npm test   → set up, lint, build, run every package's tests, print one totals line
  * Set-up bootstraps the pinned pnpm into .tools/ (no global install), then installs the
  * workspace from the committed lockfile.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,10 +99,19 @@ if (command === 'setup') {
   process.exitCode = testAll(setup());
 } else if (command === 'start') {
   setup();
-  const demo = ['packages/server/dist/src/demo/main.js', 'packages/tracing/dist/demo/pipeline-demo.js']
-    .map((p) => join(root, p))
-    .find((p) => existsSync(p));
-  process.exitCode = run(process.execPath, [demo, ...process.argv.slice(3)]);
+  // The main job: kvmp serve with its defaults plus a demo engine workload (Ctrl-C stops it).
+  // Extra arguments go to `kvmp serve`, e.g. `npm start -- --demo-sessions 50`.
+  const kvmp = join(root, 'packages/server/bin/kvmp.js');
+  const extra = process.argv.slice(3);
+  const demo = extra.some((a) => a.startsWith('--demo')) ? [] : ['--demo'];
+  const child = spawn(process.execPath, [kvmp, 'serve', ...demo, ...extra], { cwd: root, stdio: 'inherit' });
+  // Ctrl-C reaches the whole process group; a SIGTERM sent to this process alone is forwarded.
+  // Either way kvmp serve drains and exits by itself, and this process follows with its status.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => child.kill('SIGTERM'));
+  child.on('exit', (code, signal) => {
+    process.exitCode = code ?? (signal ? 1 : 0);
+  });
 } else {
   console.error('usage: node scripts/kvmp-dev.mjs setup|start|test');
   process.exitCode = 2;
