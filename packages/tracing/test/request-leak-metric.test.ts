@@ -34,7 +34,8 @@ test('kvmp.tracing.leaked_spans counts swept spans by reason', async (t) => {
   const text = await scrapeMetrics(pipeline);
   await pipeline.stop();
   stats.close();
-  const line = text.split('\n').find((l) => l.startsWith('kvmp_tracing_leaked_spans') && !l.startsWith('#'));
+  const line = text.split('\n').find((l) => l.startsWith('kvmp_tracing_leaked_spans') && l.includes('reason='));
+  t.regex(text, /^kvmp_tracing_leaked_spans_total\{otel_scope_name[^}]*\} 0$/m, 'the zero series from start-up');
   t.truthy(line, text);
   t.regex(line ?? '', /reason="in_flight_end_missing"/);
   t.regex(line ?? '', /span_name="request"/);

@@ -103,6 +103,17 @@ export class KvMetrics {
       description: 'Chunks that could not be read after a lookup promised them',
     });
 
+    // Anomaly counters exist from the start at 0, so "none happened" reads as 0, not as no data.
+    for (const c of [
+      this.lookupEarlyExits,
+      this.l1EvictedChunks,
+      this.l1EvictedBytes,
+      this.l1AllocationFailures,
+      this.l1ReadFailures,
+    ]) {
+      c.add(0);
+    }
+
     meter
       .createObservableGauge('kvmp.transfer.in_flight', {
         description: 'Store/retrieve operations submitted and not yet finished',

@@ -46,6 +46,8 @@ export const createRequestTracingSubscriber: SubscriberFactory<RequestTracingOpt
   const recent = keep > 0 ? new RecentTraces(keep) : undefined;
   const tracing = await createDrainTracing(opts, recent === undefined ? [] : [recent]);
   const leaked = leakedSpansCounter();
+  // The series exists from the start (at 0), so dashboards and alerts see "no leaks", not "no data".
+  leaked().add(0);
   const tracker = new RequestSpanTracker({
     tracer: tracing.tracer,
     registry: getSpanRegistry(),
