@@ -1,15 +1,9 @@
+import { DTYPE_BYTES } from '@kvmp/gpu-worker';
 import { KvmpServerError } from '../errors.js';
-import type { KvDtype, KvLayoutSpec } from '../gpu/contract.js';
+import type { KvLayoutSpec } from '../gpu/contract.js';
 
-export const DTYPE_BYTES: Readonly<Record<KvDtype, number>> = {
-  fp32: 4,
-  fp16: 2,
-  bf16: 2,
-  fp8_e4m3: 1,
-  fp8_e5m2: 1,
-  int8: 1,
-  uint8: 1,
-};
+// One table of element sizes, the GPU worker's: the server sizes chunks exactly as it copies them.
+export { DTYPE_BYTES };
 
 /** K and V (flash-attn) or one latent (MLA). */
 export function kvPlanes(layout: KvLayoutSpec): number {
