@@ -87,3 +87,27 @@ test('a record abandoned mid-publish (producer died) is skipped after the timeou
   );
   t.is(metrics?.abandoned, 1);
 });
+
+test('two producers hammering a small ring: refusals are transient, never a stuck "full"', async (t) => {
+  const c = collector();
+  const pipeline = track(t, new EventPipeline({ capacity: 256, subscribers: [c.spec] }));
+  await pipeline.start();
+  const barrier = new SharedArrayBuffer(4);
+  const producers = Promise.all(
+    ['x', 'y'].map((name) =>
+      runProducer<BurstResult>({ mode: 'burst', ring: pipeline.handle, name, count: 20_000, barrier, parties: 2 }),
+    ),
+  );
+  // A publisher that keeps seeing "full" after the drain freed space would retry forever.
+  const stuck = new Promise<'stuck'>((r) => setTimeout(() => r('stuck'), 60_000).unref());
+  const results = await Promise.race([producers, stuck]);
+  if (results === 'stuck') {
+    t.fail(`producers still retrying after 60 s: ${JSON.stringify(pipeline.stats())}`);
+    return;
+  }
+  const metrics = await pipeline.stop();
+  const report = await c.report;
+  t.is(report.count, 40_000);
+  t.is(report.fifoViolations, 0);
+  t.is(metrics?.dropped, results[0].rejected + results[1].rejected);
+});

@@ -31,10 +31,16 @@ class RingPublisher implements EventPublisher {
   private readonly copyViews: Uint8Array[];
   private readonly time: number[] = [0, 0];
   private readonly producerId: number;
+  /** Where this publisher expects the head to be: the end of its previous reservation. */
+  private headGuess: number;
+  /** The tail as last read (a lower bound on the real one). */
+  private tailSeen: number;
 
   constructor(handle: RingHandle) {
     this.ring = mapRing(handle);
     this.producerId = Atomics.add(this.ring.ctrl, Ctrl.PRODUCER_ID, 1) & 0xffff;
+    this.headGuess = Atomics.load(this.ring.ctrl, Ctrl.HEAD);
+    this.tailSeen = Atomics.load(this.ring.ctrl, Ctrl.TAIL);
     const scratch = this.encoder.bytes;
     this.copyViews = [];
     for (let slots = 0; slots * SLOT_BYTES <= scratch.length; slots++) {
@@ -72,19 +78,40 @@ class RingPublisher implements EventPublisher {
     this.encoder.bytes[Off.SLOTS + 1] = slots >>> 8;
 
     const { ctrl, capacity, mask, data } = this.ring;
-    // Reserve `slots` consecutive tickets. The tail may be stale; it only grows, so a stale
-    // value errs towards dropping, never towards overwriting unread records.
-    const tail = Atomics.load(ctrl, Ctrl.TAIL);
-    let head = Atomics.load(ctrl, Ctrl.HEAD);
+    // Reserve `slots` consecutive tickets with a CAS on the shared head. First guess: the head
+    // right after this publisher's previous reservation, with the tail it saw then. While no
+    // other thread published in between, the guess is right and neither contended line is read;
+    // otherwise the CAS returns the real head and the tail is re-read. A stale tail only errs
+    // towards dropping (it only grows), never towards overwriting unread records.
+    let head = this.headGuess;
+    let tail = this.tailSeen;
+    let fresh = false;
     for (;;) {
-      if (((head - tail) | 0) + slots > capacity) {
+      const used = (head - tail) | 0;
+      if (used < 0 || used + slots > capacity) {
+        // The guess says full (or is from before the consumer passed it): decide on fresh
+        // values. The tail is read before the head, so fresh values never give used < 0.
+        if (!fresh) {
+          tail = Atomics.load(ctrl, Ctrl.TAIL);
+          head = Atomics.load(ctrl, Ctrl.HEAD);
+          fresh = true;
+          continue;
+        }
+        this.headGuess = head;
+        this.tailSeen = tail;
         Atomics.add(ctrl, Ctrl.DROPPED, 1);
         return false;
       }
       const seen = Atomics.compareExchange(ctrl, Ctrl.HEAD, head, (head + slots) | 0);
       if (seen === head) break;
       head = seen;
+      if (!fresh) {
+        tail = Atomics.load(ctrl, Ctrl.TAIL);
+        fresh = true;
+      }
     }
+    this.headGuess = (head + slots) | 0;
+    this.tailSeen = tail;
     const at = (head & mask) * SLOT_BYTES;
     data.set(this.copyViews[slots], at + 4);
     // Commit: the drain thread reads the record only after this store (seq-cst publication).
