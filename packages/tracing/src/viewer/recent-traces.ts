@@ -19,57 +19,65 @@ function toTreeInput(span: ReadableSpan): TreeInput {
   };
 }
 
-interface Pending {
-  readonly spans: TreeInput[];
+interface Gathering {
+  readonly spans: ReadableSpan[];
   readonly firstSeenMs: number;
 }
 
 /**
  * Keeps the most recent finished request trees in memory for the built-in viewer (drain
  * thread only). A span processor next to the exporter: it sees every sampled span as it ends,
- * gathers them per trace, and turns a trace into a tree when its `request` root ends (the root
- * closes last: its close waits for in-flight copies). Bounded in trees kept and in traces
- * still gathering.
+ * gathers them per trace, and files a trace as finished when its `request` root ends (the root
+ * closes last: its close waits for in-flight copies). It only keeps references on the hot path;
+ * trees are built when someone asks (`list`). Bounded in traces kept and traces gathering.
  */
 export class RecentTraces implements SpanProcessor {
-  private readonly pending = new Map<string, Pending>();
-  /** Oldest first; at most `maxTrees`. */
-  private readonly trees: RequestTree[] = [];
-  private readonly byTrace = new Map<string, { spans: TreeInput[] }>();
+  private readonly gathering = new Map<string, Gathering>();
+  /** Finished traces, oldest first; at most `maxTrees`. Late children are appended in place. */
+  private readonly finished = new Map<string, ReadableSpan[]>();
 
   constructor(
     private readonly maxTrees = 200,
-    private readonly maxPendingTraces = 10_000,
-    private readonly pendingTtlMs = 10 * 60_000,
+    private readonly maxGathering = 10_000,
+    private readonly gatheringTtlMs = 10 * 60_000,
   ) {}
 
   onStart(): void {}
 
   onEnd(span: ReadableSpan): void {
-    const input = toTreeInput(span);
-    const done = this.byTrace.get(input.traceId);
+    const traceId = span.spanContext().traceId;
+    const done = this.finished.get(traceId);
     if (done !== undefined) {
-      // A late child of a tree already shown (it started after its root closed): redraw it.
-      done.spans.push(input);
-      this.replace(input.traceId, done.spans);
+      // A late child of a finished tree (it started after its root closed): shown with it.
+      done.push(span);
       return;
     }
-    let p = this.pending.get(input.traceId);
-    if (p === undefined) {
-      if (this.pending.size >= this.maxPendingTraces) this.evictPending();
-      p = { spans: [], firstSeenMs: Date.now() };
-      this.pending.set(input.traceId, p);
+    let g = this.gathering.get(traceId);
+    if (g === undefined) {
+      if (this.gathering.size >= this.maxGathering) this.evictGathering();
+      g = { spans: [], firstSeenMs: Date.now() };
+      this.gathering.set(traceId, g);
     }
-    p.spans.push(input);
-    if (input.name === ROOT_SPAN_NAME) {
-      this.pending.delete(input.traceId);
-      this.add(input.traceId, p.spans);
+    g.spans.push(span);
+    if (span.name === ROOT_SPAN_NAME) {
+      this.gathering.delete(traceId);
+      this.finished.set(traceId, g.spans);
+      if (this.finished.size > this.maxTrees) {
+        const oldest = this.finished.keys().next().value;
+        if (oldest !== undefined) this.finished.delete(oldest);
+      }
     }
   }
 
   /** Newest first. */
   list(limit = this.maxTrees): RequestTree[] {
-    return this.trees.slice(-limit).reverse();
+    const all = [...this.finished.values()];
+    const out: RequestTree[] = [];
+    for (let i = all.length - 1; i >= 0 && out.length < limit; i--) {
+      const [tree] = buildRequestTrees(all[i].map(toTreeInput));
+      if (tree !== undefined) out.push(tree);
+    }
+    return out;
   }
 
   forceFlush(): Promise<void> {
@@ -77,34 +85,17 @@ export class RecentTraces implements SpanProcessor {
   }
 
   shutdown(): Promise<void> {
-    this.pending.clear();
+    this.gathering.clear();
     return Promise.resolve();
   }
 
-  private add(traceId: string, spans: TreeInput[]): void {
-    const [tree] = buildRequestTrees(spans);
-    if (tree === undefined) return;
-    this.trees.push(tree);
-    this.byTrace.set(traceId, { spans });
-    while (this.trees.length > this.maxTrees) {
-      const old = this.trees.shift();
-      if (old !== undefined) this.byTrace.delete(old.traceId);
-    }
-  }
-
-  private replace(traceId: string, spans: TreeInput[]): void {
-    const [tree] = buildRequestTrees(spans);
-    const i = this.trees.findIndex((t) => t.traceId === traceId);
-    if (tree !== undefined && i >= 0) this.trees[i] = tree;
-  }
-
   /** Drops traces whose root never ended within the TTL, or the oldest when over the bound. */
-  private evictPending(): void {
-    const cutoff = Date.now() - this.pendingTtlMs;
-    for (const [id, p] of this.pending) if (p.firstSeenMs < cutoff) this.pending.delete(id);
-    if (this.pending.size >= this.maxPendingTraces) {
-      const oldest = this.pending.keys().next().value;
-      if (oldest !== undefined) this.pending.delete(oldest);
+  private evictGathering(): void {
+    const cutoff = Date.now() - this.gatheringTtlMs;
+    for (const [id, g] of this.gathering) if (g.firstSeenMs < cutoff) this.gathering.delete(id);
+    if (this.gathering.size >= this.maxGathering) {
+      const oldest = this.gathering.keys().next().value;
+      if (oldest !== undefined) this.gathering.delete(oldest);
     }
   }
 }
