@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { CacheServer } from '../create-cache-server.js';
+import { checkLayout } from '../engine/layout.js';
 import { KvmpServerError } from '../errors.js';
 import type { KvLayoutSpec } from '../gpu/contract.js';
 import { checkCacheSalt } from '../keys/object-key.js';
@@ -179,12 +180,7 @@ export class WireService {
     }
     await this.dropEngineDriven(msg.instanceId);
     await this.core.registerKvCache({
-      instanceId: msg.instanceId,
-      modelName: msg.modelName,
-      ...opt('worldSize', msg.worldSize),
-      ...opt('rank', msg.rank),
-      ...opt('workerId', msg.workerId),
-      ...opt('engineId', msg.engineId),
+      ...registration(msg),
       layout: msg.layout,
       memory: {
         backend: 'cuda',
@@ -204,12 +200,8 @@ export class WireService {
       );
     }
     const chunkTokens = this.core.chunkSize;
-    if (chunkTokens % msg.layout.blockSize !== 0) {
-      throw new KvmpServerError(
-        'BAD_LAYOUT',
-        `chunk size ${chunkTokens} is not a multiple of block size ${msg.layout.blockSize}`,
-      );
-    }
+    // Same check as the core's registration, made before staging memory is sized from it.
+    checkLayout(msg.layout, chunkTokens);
     const probe = new Staging(msg.layout, chunkTokens, 0);
     const maxChunksPerMessage = Math.floor((this.maxMessageBytes - ENVELOPE_BYTES) / probe.chunkBytes);
     if (maxChunksPerMessage < 1) {
@@ -224,12 +216,7 @@ export class WireService {
     // chunks out of memory that a re-registration swapped under it.
     await this.dropEngineDriven(msg.instanceId);
     await this.core.registerKvCache({
-      instanceId: msg.instanceId,
-      modelName: msg.modelName,
-      ...opt('worldSize', msg.worldSize),
-      ...opt('rank', msg.rank),
-      ...opt('workerId', msg.workerId),
-      ...opt('engineId', msg.engineId),
+      ...registration(msg),
       layout: staging.layout,
       memory: { backend: 'cpu', layers: staging.layers },
     });
@@ -508,6 +495,25 @@ export class WireService {
     }
     this.sessions.clear();
   }
+}
+
+/** The engine identity both registration kinds pass to the core. */
+function registration(msg: {
+  readonly instanceId: string;
+  readonly modelName: string;
+  readonly worldSize?: number;
+  readonly rank?: number;
+  readonly workerId?: number;
+  readonly engineId?: string;
+}) {
+  return {
+    instanceId: msg.instanceId,
+    modelName: msg.modelName,
+    ...opt('worldSize', msg.worldSize),
+    ...opt('rank', msg.rank),
+    ...opt('workerId', msg.workerId),
+    ...opt('engineId', msg.engineId),
+  };
 }
 
 function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
