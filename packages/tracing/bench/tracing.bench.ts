@@ -7,7 +7,7 @@
  * Not a test: prints the median of several alternating runs (the ratio is the median of the
  * per-pair ratios, each pair run back to back). `--json` makes the last line
  * `{"trees_per_s":…,"sdk_trees_per_s":…,"ratio":…}`. Options: `--trees N` (per run, default
- * 10,000), `--runs N` (default 7), `--budget N` (the pipeline's drainBudget, default 4096),
+ * 10,000), `--runs N` (default 7), `--budget N` (the pipeline's drainBudget, default 4096), `--slice MS` (drainSliceMs, default 2),
  * `--window N` (pacing window in spans, default 8192).
  *
  * Both sides are paced the same way: at most WINDOW spans created but not yet received,
@@ -223,6 +223,7 @@ async function main(): Promise<void> {
   const receiver = await startReceiver();
   const pipeline = new EventPipeline({
     drainBudget: flag('--budget', 4096),
+    drainSliceMs: flag('--slice', 2),
     subscribers: [
       requestTracingSubscriber({
         exporter: 'otlp-proto',

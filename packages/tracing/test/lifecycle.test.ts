@@ -50,6 +50,21 @@ test('start and stop are idempotent; start/stop/start keeps every event', async 
   t.is(metrics?.delivered, 3, 'the second drain delivered the event published while stopped and the one after');
 });
 
+test('a slow subscriber does not hold the drain thread: it yields to its event loop every slice', async (t) => {
+  // 300 events at 0.3 ms each, all waiting when the drain starts: one pass of the record
+  // budget (4096) would take them all without a single loop turn; timers and exporters
+  // would wait ~90 ms. The 2 ms slice gives the loop a turn every few events instead.
+  const c = collector({ busyUsPerEvent: 300 });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
+  for (let i = 0; i < 300; i++) pipeline.publisher.publish('MP_REQUEST_END', 's', {}, { opId: i + 1 });
+  await pipeline.start();
+  while (pipeline.stats().delivered < 300) await sleep(5);
+  await pipeline.stop();
+  const report = await c.report;
+  t.is(report.count, 300);
+  t.true(report.loopTurnsWhileDelivering >= 10, `loop turns while delivering: ${report.loopTurnsWhileDelivering}`);
+});
+
 test('the periodic hook runs even when no events arrive', async (t) => {
   const c = collector();
   const pipeline = track(t, new EventPipeline({ subscribers: [c.spec], periodicIntervalMs: 20 }));

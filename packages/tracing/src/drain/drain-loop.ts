@@ -8,6 +8,11 @@ import type { DrainLogger, PipelineSelfMetrics } from './subscriber.js';
 export interface DrainLoopOptions {
   /** Records handled before yielding to the event loop (timers, exporters' I/O). */
   readonly budget: number;
+  /**
+   * Wall time one pass may take before yielding, whatever the record count: subscribers'
+   * cost per event ranges from tens of ns to microseconds, and exporters need the loop often.
+   */
+  readonly sliceMs: number;
   readonly periodicIntervalMs: number;
   /** How long `stop()` waits for records reserved before the stop but not yet committed. */
   readonly stopGraceMs: number;
@@ -71,6 +76,8 @@ export class DrainLoop {
     while (((head - this.consumer.position) | 0) > 0) {
       const outcome = this.pass();
       if (outcome === 'empty') break;
+      // Exporters still need loop turns while a backlog drains at shutdown.
+      if (outcome === 'budget') await yieldToLoop();
       if (outcome === 'pending') {
         if (Date.now() > deadline) {
           this.log.warn('drain stop: records still uncommitted after grace period', {
@@ -103,7 +110,7 @@ export class DrainLoop {
   };
 
   private pass(): ReturnType<RingConsumer['poll']> {
-    const outcome = this.consumer.poll(this.options.budget, this.count);
+    const outcome = this.consumer.poll(this.options.budget, this.count, performance.now() + this.options.sliceMs);
     this.consumer.ring.stats[Stat.DELIVERED] = this.delivered;
     return outcome;
   }

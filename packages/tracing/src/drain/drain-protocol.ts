@@ -6,6 +6,7 @@ export interface DrainThreadData {
   readonly ring: RingHandle;
   readonly subscribers: readonly SubscriberSpec[];
   readonly budget: number;
+  readonly sliceMs: number;
   readonly periodicIntervalMs: number;
   readonly abandonAfterMs: number;
   readonly stopGraceMs: number;

@@ -15,6 +15,8 @@ export type PollOutcome = 'empty' | 'pending' | 'budget';
 
 /** How often (in records) the consumer publishes its tail so producers see free space. */
 const TAIL_PUBLISH_EVERY = 64;
+/** How often (in records) the consumer reads the clock to end a pass at its slice. */
+const SLICE_CHECK_EVERY = 8;
 /** Loads spent on a reserved-but-uncommitted record before yielding to the event loop. */
 const SPIN_LOADS = 256;
 
@@ -51,8 +53,11 @@ export class RingConsumer {
     return this.next;
   }
 
-  /** Delivers up to `budget` records to `sink`, in ticket order. */
-  poll(budget: number, sink: (event: KvmpEvent) => void): PollOutcome {
+  /**
+   * Delivers up to `budget` records to `sink`, in ticket order, and stops early (outcome
+   * `budget`) once `performance.now()` passes `sliceEndMs`, checked every few dozen records.
+   */
+  poll(budget: number, sink: (event: KvmpEvent) => void, sliceEndMs = Number.POSITIVE_INFINITY): PollOutcome {
     const { ctrl, commit, mask } = this.ring;
     let t = this.next;
     let since = 0;
@@ -91,6 +96,7 @@ export class RingConsumer {
       }
       this.next = t;
       if (event !== undefined) sink(event);
+      if ((n & (SLICE_CHECK_EVERY - 1)) === SLICE_CHECK_EVERY - 1 && performance.now() > sliceEndMs) break;
     }
     this.next = t;
     Atomics.store(ctrl, Ctrl.TAIL, t);

@@ -17,6 +17,12 @@ export interface EventPipelineOptions {
   readonly periodicIntervalMs?: number;
   /** Records the drain handles before yielding to its event loop. Default 4096. */
   readonly drainBudget?: number;
+  /**
+   * Longest the drain works before yielding to its event loop, in ms, however few records
+   * that is. The BatchSpanProcessor exports one batch at a time and only learns an export has
+   * finished on the loop, so long passes starve the exporter. Default 2 ms.
+   */
+  readonly drainSliceMs?: number;
   /** A reserved record uncommitted this long is presumed abandoned. Default 5000 ms. */
   readonly abandonAfterMs?: number;
   /** How long stop() waits for records reserved before the stop to be committed. Default 2000 ms. */
@@ -176,6 +182,7 @@ export class EventPipeline {
       ring: this.handle,
       subscribers: this.options.subscribers ?? [],
       budget: this.options.drainBudget ?? 4096,
+      sliceMs: this.options.drainSliceMs ?? 2,
       periodicIntervalMs: this.options.periodicIntervalMs ?? 1000,
       abandonAfterMs: this.options.abandonAfterMs ?? 5000,
       stopGraceMs: this.options.stopGraceMs ?? 2000,
