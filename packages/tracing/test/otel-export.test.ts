@@ -18,6 +18,7 @@ import {
 } from '../src/index.js';
 import { JsonLinesSpanExporter } from '../src/otel/jsonl-span-exporter.js';
 import { createSpanExporter } from '../src/otel/span-exporter-factory.js';
+import { spanToJsonLine, spanToRecordObject } from '../src/otel/span-record.js';
 import { listen, uniqueChannel } from './fixtures/broadcast.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmp-otel-'));
@@ -121,6 +122,49 @@ test('JSON-lines format: exact ids, ns times as strings, typed attributes, statu
   t.is(record.startTimeUnixNano, 1_700_000_000_123_456_789n);
   t.is(record.parentSpanId, undefined);
   t.is(record.spanId, root.spanContext().spanId);
+});
+
+test('the hand-assembled line equals the record object stringified, across awkward spans', async (t) => {
+  const { InMemorySpanExporter } = await import('@opentelemetry/sdk-trace-base');
+  const { resourceFromAttributes } = await import('@opentelemetry/resources');
+  const { TraceState } = await import('@opentelemetry/core');
+  const memory = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'kvmp', 'odd "key"': 'line\nbreak', gone: undefined }),
+    spanProcessors: [new SimpleSpanProcessor(memory)],
+  });
+  const tracer = provider.getTracer('scope "q"');
+  const parent = {
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    spanId: 'b7ad6b7169203331',
+    traceFlags: 1,
+    isRemote: true,
+    traceState: new TraceState('vendor=a,other=b'),
+  };
+  const { trace, ROOT_CONTEXT } = await import('@opentelemetry/api');
+  const child = tracer.startSpan(
+    'name with "quotes" and ünïcode',
+    { startTime: [5, 7], links: [{ context: parent, attributes: { why: 'link' } }] },
+    trace.setSpanContext(ROOT_CONTEXT, parent),
+  );
+  child.setAttributes({ s: 'tab\t"q"', n: 1.5, big: 2 ** 60, neg: -0, ok: false, arr: ['a', 'b'], nums: [1, 2] });
+  child.setAttribute('nan', Number.NaN);
+  child.addEvent('evt', { at: 1 }, [1_700_000_000, 5]);
+  child.addEvent('bare', undefined, [0, 999]);
+  child.setStatus({ code: SpanStatusCode.ERROR, message: 'bad "thing"' });
+  child.end([1_700_000_000, 999_999_999]);
+  const plain = tracer.startSpan('plain', { startTime: [1_700_000_000, 0] });
+  plain.end([1_700_000_000, 1]);
+  const spans = memory.getFinishedSpans();
+  t.is(spans.length, 2);
+  for (const span of spans) t.is(spanToJsonLine(span), JSON.stringify(spanToRecordObject(span)));
+  const record = JSON.parse(spanToJsonLine(spans[0]));
+  t.is(record.parentSpanId, parent.spanId);
+  t.is(record.traceState, 'vendor=a,other=b');
+  t.is(record.startTimeUnixNano, '5000000007');
+  t.is(record.events[1].timeUnixNano, '999');
+  t.deepEqual(record.resource, { 'service.name': 'kvmp', 'odd "key"': 'line\nbreak' });
+  await provider.shutdown();
 });
 
 test('readSpanFile names the line of a malformed record', async (t) => {
