@@ -8,9 +8,9 @@ import { renderWaterfall } from '../src/viewer/terminal-waterfall.js';
 const T0 = 1_800_000_000;
 
 /** Ends a request tree through a real SDK provider with explicit times (ms offsets). */
-function emitTree(provider: BasicTracerProvider, session: string, deferred: boolean): void {
+function emitTree(provider: BasicTracerProvider, session: string, deferred: boolean, baseMs = 0): void {
   const tracer = provider.getTracer('test');
-  const at = (ms: number): [number, number] => [T0, ms * 1e6];
+  const at = (ms: number): [number, number] => [T0, (baseMs + ms) * 1e6];
   const root = tracer.startSpan('request', { startTime: at(0), attributes: { session_id: session, hit_rate: 0.75 } });
   const ctx = trace.setSpan(ROOT_CONTEXT, root);
   const lp = tracer.startSpan('mp.lookup_prefetch', { startTime: at(0.1) }, ctx);
@@ -64,6 +64,46 @@ test('a tree is not shown before its root ends', (t) => {
   t.is(recent.list().length, 0);
   root.end([T0, 3e6]);
   t.is(recent.list()[0].spans.length, 2);
+});
+
+test('recent spans live in a fixed ring: a tree that lost spans to it is never shown half', (t) => {
+  // Five spans per tree (request, lookup, retrieve, l2.load, store); room for 12 spans.
+  const recent = new RecentTraces(10, 12);
+  const provider = new BasicTracerProvider({ spanProcessors: [recent] });
+  emitTree(provider, 'a', false, 0);
+  emitTree(provider, 'b', false, 10);
+  emitTree(provider, 'c', false, 20);
+  // 15 spans written: a's first three were overwritten, so a is incomplete and left out.
+  t.deepEqual(
+    recent.list().map((x) => [x.sessionId, x.spans.length]),
+    [
+      ['c', 5],
+      ['b', 5],
+    ],
+  );
+});
+
+test('a late child that ends after its root is shown with it; requests sharing a trace each get a tree', (t) => {
+  const recent = new RecentTraces();
+  const provider = new BasicTracerProvider({ spanProcessors: [recent] });
+  const tracer = provider.getTracer('test');
+  const upstream = tracer.startSpan('gateway', { startTime: [T0, 0] });
+  const up = trace.setSpan(ROOT_CONTEXT, upstream);
+  const one = tracer.startSpan('request', { startTime: [T0, 1e6], attributes: { session_id: 'one' } }, up);
+  const two = tracer.startSpan('request', { startTime: [T0, 2e6], attributes: { session_id: 'two' } }, up);
+  one.end([T0, 3e6]);
+  two.end([T0, 4e6]);
+  const late = tracer.startSpan('mp.store', { startTime: [T0, 5e6] }, trace.setSpan(ROOT_CONTEXT, one));
+  late.end([T0, 6e6]);
+  upstream.end([T0, 7e6]);
+  const trees = recent.list();
+  t.deepEqual(
+    trees.map((x) => [x.sessionId, x.spans.map((s) => s.name)]),
+    [
+      ['two', ['request']],
+      ['one', ['request', 'mp.store']],
+    ],
+  );
 });
 
 test('terminal waterfall places bars in time relative to the root', (t) => {

@@ -19,63 +19,73 @@ function toTreeInput(span: ReadableSpan): TreeInput {
   };
 }
 
-interface Gathering {
-  readonly spans: ReadableSpan[];
-  readonly firstSeenMs: number;
-}
+const later = (a: HrTime, b: HrTime): boolean => a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
 
 /**
  * Keeps the most recent finished request trees in memory for the built-in viewer (drain
- * thread only). A span processor next to the exporter: it sees every sampled span as it ends,
- * gathers them per trace, and files a trace as finished when its `request` root ends (the root
- * closes last: its close waits for in-flight copies). It only keeps references on the hot path;
- * trees are built when someone asks (`list`). Bounded in traces kept and traces gathering.
+ * thread only). A span processor next to the exporter: every sampled span that ends goes into
+ * a fixed ring of recent spans, an array store and nothing else, because this runs for every
+ * span on the drain's hot path. Trees are assembled only when someone asks (`list`): spans are
+ * grouped by trace, and a trace is shown once its `request` root has ended (the root closes
+ * last; a late child that ends after it still lands in the ring and is shown with it).
+ *
+ * A tree whose older spans were overwritten is never shown half: the ring remembers the
+ * latest end time among overwritten spans, and since every child ends at or after its root's
+ * start, a root that started after that time has lost nothing.
  */
 export class RecentTraces implements SpanProcessor {
-  private readonly gathering = new Map<string, Gathering>();
-  /** Finished traces, oldest first; at most `maxTrees`. Late children are appended in place. */
-  private readonly finished = new Map<string, ReadableSpan[]>();
+  private readonly ring: (ReadableSpan | undefined)[];
+  /** Spans ever seen; the next write goes to `written % capacity`. */
+  private written = 0;
+  private overwrittenEnd: HrTime = [0, 0];
 
   constructor(
     private readonly maxTrees = 200,
-    private readonly maxGathering = 10_000,
-    private readonly gatheringTtlMs = 10 * 60_000,
-  ) {}
+    /** Spans kept; room for `maxTrees` trees of 16 spans by default. */
+    capacity = maxTrees * 16,
+  ) {
+    this.ring = new Array(Math.max(1, capacity)).fill(undefined);
+  }
 
   onStart(): void {}
 
   onEnd(span: ReadableSpan): void {
-    const traceId = span.spanContext().traceId;
-    const done = this.finished.get(traceId);
-    if (done !== undefined) {
-      // A late child of a finished tree (it started after its root closed): shown with it.
-      done.push(span);
-      return;
-    }
-    let g = this.gathering.get(traceId);
-    if (g === undefined) {
-      if (this.gathering.size >= this.maxGathering) this.evictGathering();
-      g = { spans: [], firstSeenMs: Date.now() };
-      this.gathering.set(traceId, g);
-    }
-    g.spans.push(span);
-    if (span.name === ROOT_SPAN_NAME) {
-      this.gathering.delete(traceId);
-      this.finished.set(traceId, g.spans);
-      if (this.finished.size > this.maxTrees) {
-        const oldest = this.finished.keys().next().value;
-        if (oldest !== undefined) this.finished.delete(oldest);
-      }
-    }
+    const i = this.written++ % this.ring.length;
+    const old = this.ring[i];
+    if (old !== undefined && later(old.endTime, this.overwrittenEnd)) this.overwrittenEnd = old.endTime;
+    this.ring[i] = span;
   }
 
-  /** Newest first. */
+  /** Newest first (by the time each root ended). */
   list(limit = this.maxTrees): RequestTree[] {
-    const all = [...this.finished.values()];
+    const n = Math.min(this.written, this.ring.length);
+    const byTrace = new Map<string, ReadableSpan[]>();
+    const roots: ReadableSpan[] = [];
+    for (let k = 1; k <= n; k++) {
+      const span = this.ring[(this.written - k) % this.ring.length];
+      if (span === undefined) continue;
+      const traceId = span.spanContext().traceId;
+      let spans = byTrace.get(traceId);
+      if (spans === undefined) {
+        spans = [];
+        byTrace.set(traceId, spans);
+      }
+      spans.push(span);
+      if (span.name === ROOT_SPAN_NAME && later(span.startTime, this.overwrittenEnd)) roots.push(span);
+    }
+    // Several requests may share a trace (one upstream trace fanning out): each trace's
+    // spans are assembled once, into every complete tree they hold.
     const out: RequestTree[] = [];
-    for (let i = all.length - 1; i >= 0 && out.length < limit; i--) {
-      const [tree] = buildRequestTrees(all[i].map(toTreeInput));
-      if (tree !== undefined) out.push(tree);
+    const complete = new Set(roots.map((r) => r.spanContext().spanId));
+    for (const root of roots) {
+      if (out.length >= limit) break;
+      const traceId = root.spanContext().traceId;
+      const spans = byTrace.get(traceId);
+      if (spans === undefined) continue;
+      byTrace.delete(traceId);
+      for (const tree of buildRequestTrees(spans.reverse().map(toTreeInput))) {
+        if (out.length < limit && complete.has(tree.spans[0].spanId)) out.push(tree);
+      }
     }
     return out;
   }
@@ -85,17 +95,8 @@ export class RecentTraces implements SpanProcessor {
   }
 
   shutdown(): Promise<void> {
-    this.gathering.clear();
+    this.ring.fill(undefined);
+    this.written = 0;
     return Promise.resolve();
-  }
-
-  /** Drops traces whose root never ended within the TTL, or the oldest when over the bound. */
-  private evictGathering(): void {
-    const cutoff = Date.now() - this.gatheringTtlMs;
-    for (const [id, g] of this.gathering) if (g.firstSeenMs < cutoff) this.gathering.delete(id);
-    if (this.gathering.size >= this.maxGathering) {
-      const oldest = this.gathering.keys().next().value;
-      if (oldest !== undefined) this.gathering.delete(oldest);
-    }
   }
 }
