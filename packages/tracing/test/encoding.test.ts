@@ -23,3 +23,21 @@ test('oversize fields are rejected with a clear error, and nothing is written', 
   t.is(pipeline.stats().queueDepth, 0);
   t.true(pub.publish('MP_REQUEST_END', 's'.repeat(Limits.SESSION_ID_BYTES), {}), 'exactly at the limit is fine');
 });
+
+test('decoded strings are exact even when remembered strings collide (same length and sampled bytes)', async (t) => {
+  const { createRing } = await import('../src/ring/ring-layout.js');
+  const { RingConsumer } = await import('../src/drain/ring-consumer.js');
+  const { attachPublisher } = await import('../src/index.js');
+  const handle = createRing(1024);
+  const publisher = attachPublisher(handle);
+  const consumer = new RingConsumer(handle);
+  // Same length, first, middle and last byte: one intern slot. They differ in a 4-byte word
+  // (index 1), in the odd tail (index 9 of 11) or only in multi-byte UTF-8.
+  const ids = ['aXbcdefghiz', 'aYbcdefghiz', 'aXbcdefghQz', 'a-éé-f-ghz', 'a-èé-f-ghz', ''];
+  const seen: string[] = [];
+  for (let round = 0; round < 3; round++) {
+    for (const id of ids) publisher.publish('MP_REQUEST_END', id, {});
+    consumer.poll(1_000, (event) => seen.push(event.sessionId));
+  }
+  t.deepEqual(seen, [...ids, ...ids, ...ids]);
+});

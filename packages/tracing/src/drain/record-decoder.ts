@@ -11,6 +11,7 @@ export class RecordDecoder implements MetaReader {
   private readonly bytes: Uint8Array;
   private readonly internBytes: (Uint8Array | undefined)[] = new Array(INTERN_SLOTS).fill(undefined);
   private readonly internStrings: string[] = new Array(INTERN_SLOTS).fill('');
+  private readonly internViews: (DataView | undefined)[] = new Array(INTERN_SLOTS).fill(undefined);
 
   constructor(ring: RingViews) {
     this.view = ring.dataView;
@@ -111,12 +112,20 @@ export class RecordDecoder implements MetaReader {
     const slot = (len * 31 + b[start] * 7 + b[start + (len >> 1)] * 13 + b[start + len - 1]) & (INTERN_SLOTS - 1);
     const cached = this.internBytes[slot];
     if (cached !== undefined && cached.length === len) {
+      // Four bytes at a time (unaligned DataView reads are cheap), then the odd tail.
+      const v = this.view;
+      const c = this.internViews[slot] as DataView;
       let i = 0;
-      while (i < len && cached[i] === b[start + i]) i++;
-      if (i === len) return this.internStrings[slot];
+      for (; i + 4 <= len; i += 4) if (c.getUint32(i) !== v.getUint32(start + i)) break;
+      if (i + 4 > len) {
+        for (; i < len; i++) if (cached[i] !== b[start + i]) break;
+        if (i === len) return this.internStrings[slot];
+      }
     }
     const s = this.text.toString('utf8', start, start + len);
-    this.internBytes[slot] = b.slice(start, start + len);
+    const copy = b.slice(start, start + len);
+    this.internBytes[slot] = copy;
+    this.internViews[slot] = new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
     this.internStrings[slot] = s;
     return s;
   }
