@@ -4,7 +4,6 @@ import {
   type HrTime,
   ROOT_CONTEXT,
   type Span,
-  type SpanContext,
   SpanStatusCode,
   type Tracer,
   trace,
@@ -12,6 +11,7 @@ import {
 import { nowNsFloat } from '../events/clock.js';
 import type { KvmpEvent, TraceCarrier } from '../events/event.js';
 import { extractTraceContext } from '../propagation/extract-trace-context.js';
+import { ClosedRoots } from './closed-roots.js';
 import { LEAK_REASONS, type LeakReason } from './leak-reason.js';
 import { OPERATIONS, type OperationSpec, SpanName } from './request-span-names.js';
 import type { RequestTracingStats } from './request-tracing-stats.js';
@@ -70,16 +70,6 @@ interface Session {
   touchedNs: number;
 }
 
-/**
- * What is remembered of a closed root for late children: its span context only. Keeping the
- * context (which holds the ended root span, attributes and all) would retain every closed
- * root for the TTL.
- */
-interface Tombstone {
-  readonly root: SpanContext;
-  readonly closedNs: number;
-}
-
 function cmp(a: HrTime, b: HrTime): number {
   return a[0] - b[0] || a[1] - b[1];
 }
@@ -111,13 +101,12 @@ export class RequestSpanTracker {
   private readonly tracer: Tracer;
   private readonly registry: SpanRegistry;
   private readonly ttlNs: number;
-  private readonly maxClosed: number;
   private readonly clock: () => number;
   private readonly onLeak: RequestSpanTrackerOptions['onLeak'];
   private readonly debug: RequestSpanTrackerOptions['debug'];
   private readonly sessions = new Map<string, Session>();
-  /** Closed roots in close order (Map iteration order), for late children. */
-  private readonly tombstones = new Map<string, Tombstone>();
+  /** Closed roots, for late children. */
+  private readonly tombstones: ClosedRoots;
   private openSpans = 0;
   private rootsStarted = 0;
   private rootsEnded = 0;
@@ -133,7 +122,7 @@ export class RequestSpanTracker {
     this.tracer = options.tracer;
     this.registry = options.registry;
     this.ttlNs = (options.ttlMs ?? 600_000) * 1e6;
-    this.maxClosed = options.maxClosedSessions ?? 65_536;
+    this.tombstones = new ClosedRoots(options.maxClosedSessions ?? 65_536);
     this.clock = options.clock ?? nowNsFloat;
     this.onLeak = options.onLeak;
     this.debug = options.debug;
@@ -181,10 +170,7 @@ export class RequestSpanTracker {
     for (const session of [...this.sessions.values()]) {
       if (nowNs - session.touchedNs >= this.ttlNs) this.leakSession(session, undefined);
     }
-    for (const [id, tomb] of this.tombstones) {
-      if (nowNs - tomb.closedNs < this.ttlNs) break;
-      this.tombstones.delete(id);
-    }
+    this.tombstones.forgetOlderThan(nowNs - this.ttlNs);
   }
 
   /** Ends everything still open, as leaked with reason `shutdown`. */
@@ -382,12 +368,12 @@ export class RequestSpanTracker {
   private sessionForChild(id: string, time: HrTime): Session {
     const live = this.sessions.get(id);
     if (live !== undefined) return live;
-    const tomb = this.tombstones.get(id);
+    const closedRoot = this.tombstones.get(id);
     const session = this.newSession(id, time);
-    if (tomb !== undefined) {
+    if (closedRoot !== undefined) {
       this.tombstones.delete(id);
       session.phase = 'closed';
-      session.rootContext = trace.setSpanContext(ROOT_CONTEXT, tomb.root);
+      session.rootContext = trace.setSpanContext(ROOT_CONTEXT, closedRoot);
     }
     return session;
   }
@@ -436,14 +422,8 @@ export class RequestSpanTracker {
     if (session.phase !== 'closed' || session.children.length > 0) return;
     this.sessions.delete(session.id);
     if (session.rootContext === undefined) return;
-    // A revived session's tombstone was deleted when it was revived, so this appends.
     const root = trace.getSpanContext(session.rootContext);
-    if (root === undefined) return;
-    this.tombstones.set(session.id, { root, closedNs: this.clock() });
-    if (this.tombstones.size > this.maxClosed) {
-      const oldest = this.tombstones.keys().next();
-      if (!oldest.done) this.tombstones.delete(oldest.value);
-    }
+    if (root !== undefined) this.tombstones.add(session.id, root, this.clock());
   }
 
   private endChild(session: Session, child: Child, end: HrTime): void {
