@@ -83,6 +83,12 @@ test('cache metrics follow the events: lookups, transfers, in-flight, throughput
   t.is(v('kvmp_events_delivered_total'), 14);
   t.is(v('kvmp_events_dropped_total'), 0);
   t.is(v('kvmp_events_subscriber_exceptions_total', { subscriber: 'metrics' }), 0);
+  if (process.platform === 'linux') {
+    // The drain thread has done real work by now; its CPU time is seconds, not ns or ticks.
+    const cpu = v('kvmp_events_drain_cpu_seconds_total') ?? 0;
+    t.true(cpu > 0 && cpu < 60, `drain cpu ${cpu} s`);
+    t.true((v('kvmp_events_drain_run_queue_wait_seconds_total') ?? -1) >= 0);
+  }
   t.truthy(samples.find((s) => s.name === 'target_info' && s.labels.service_name === 'kvmp'));
   await pipeline.stop();
   await t.throwsAsync(scrapeMetrics(pipeline), { message: /not running/ });

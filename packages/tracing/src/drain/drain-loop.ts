@@ -4,6 +4,7 @@ import { Ctrl, Stat } from '../ring/ring-layout.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { RingConsumer } from './ring-consumer.js';
 import type { DrainLogger, PipelineSelfMetrics } from './subscriber.js';
+import { readThreadCpu } from './thread-cpu.js';
 
 export interface DrainLoopOptions {
   /** Records handled before yielding to the event loop (timers, exporters' I/O). */
@@ -94,7 +95,10 @@ export class DrainLoop {
 
   selfMetrics(): PipelineSelfMetrics {
     const stats = this.consumer.ring.stats;
+    const cpu = readThreadCpu();
     return {
+      drainCpuNs: cpu?.cpuNs,
+      drainRunQueueWaitNs: cpu?.runQueueWaitNs,
       queueDepth: this.consumer.depth(),
       drainLagNs: this.consumer.lagNs(nowNsFloat()),
       delivered: this.delivered,

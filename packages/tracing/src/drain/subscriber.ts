@@ -37,6 +37,10 @@ export interface PipelineSelfMetrics {
   readonly abandoned: number;
   /** Exceptions thrown by each subscriber (event handlers, periodic hooks, shutdown). */
   readonly subscriberErrors: Readonly<Record<string, number>>;
+  /** CPU time the drain thread has used since it started (Linux only; else absent). */
+  readonly drainCpuNs?: number;
+  /** Time the drain thread was runnable but had no CPU: contention from other threads (Linux only). */
+  readonly drainRunQueueWaitNs?: number;
 }
 
 export interface DrainLogger {

@@ -3,7 +3,7 @@ import type { PipelineSelfMetrics } from '../drain/subscriber.js';
 
 /**
  * The event pipeline's own health as metrics: queue depth, drain lag, delivered and dropped
- * events, subscriber exceptions. Read from the drain loop once per collection.
+ * events, subscriber exceptions, and the drain thread's CPU time (is it near one full core?). Read from the drain loop once per collection.
  */
 export function registerPipelineMetrics(meter: Meter, read: () => PipelineSelfMetrics): void {
   const depth = meter.createObservableGauge('kvmp.events.queue_depth', {
@@ -24,6 +24,12 @@ export function registerPipelineMetrics(meter: Meter, read: () => PipelineSelfMe
   const exceptions = meter.createObservableCounter('kvmp.events.subscriber_exceptions', {
     description: 'Exceptions thrown by drain-thread subscribers',
   });
+  const cpu = meter.createObservableCounter('kvmp.events.drain_cpu_seconds', {
+    description: 'CPU time used by the drain thread (Linux only)',
+  });
+  const runQueueWait = meter.createObservableCounter('kvmp.events.drain_run_queue_wait_seconds', {
+    description: 'Time the drain thread was runnable but waiting for a CPU (Linux only)',
+  });
   meter.addBatchObservableCallback(
     (result) => {
       const s = read();
@@ -33,7 +39,9 @@ export function registerPipelineMetrics(meter: Meter, read: () => PipelineSelfMe
       result.observe(dropped, s.dropped);
       result.observe(abandoned, s.abandoned);
       for (const [subscriber, n] of Object.entries(s.subscriberErrors)) result.observe(exceptions, n, { subscriber });
+      if (s.drainCpuNs !== undefined) result.observe(cpu, s.drainCpuNs / 1e9);
+      if (s.drainRunQueueWaitNs !== undefined) result.observe(runQueueWait, s.drainRunQueueWaitNs / 1e9);
     },
-    [depth, lag, delivered, dropped, abandoned, exceptions],
+    [depth, lag, delivered, dropped, abandoned, exceptions, cpu, runQueueWait],
   );
 }
