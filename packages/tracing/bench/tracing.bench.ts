@@ -7,8 +7,8 @@
  * Not a test: prints the median of several alternating runs (the ratio is the median of the
  * per-pair ratios, each pair run back to back). `--json` makes the last line
  * `{"trees_per_s":…,"sdk_trees_per_s":…,"ratio":…}`. Options: `--trees N` (per run, default
- * 10,000), `--runs N` (default 7), `--budget N` (the pipeline's drainBudget, default 4096), `--slice MS` (drainSliceMs, default 2),
- * `--window N` (pacing window in spans, default 8192).
+ * 20,000), `--runs N` (default 7), `--budget N` (the pipeline's drainBudget, default 4096),
+ * `--slice MS` (drainSliceMs, default 2), `--window N` (pacing window in spans, default 8192).
  *
  * Both sides are paced the same way: at most WINDOW spans created but not yet received,
  * because the BatchSpanProcessor drops spans once its queue is full, and a dropped span
@@ -18,6 +18,7 @@ import { Worker } from 'node:worker_threads';
 import { type Attributes, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { readThreadCpu } from '../src/drain/thread-cpu.js';
 import { type EpochTime, EventPipeline, now, requestTracingSubscriber } from '../src/index.js';
 
 const args = process.argv.slice(2);
@@ -26,7 +27,7 @@ const flag = (name: string, fallback: number): number => {
   return i >= 0 ? Number(args[i + 1]) : fallback;
 };
 const JSON_OUT = args.includes('--json');
-const TREES = flag('--trees', 10_000);
+const TREES = flag('--trees', 20_000);
 const RUNS = flag('--runs', 7);
 const SPANS_PER_TREE = 4;
 const WINDOW = flag('--window', 8192);
@@ -243,14 +244,30 @@ async function main(): Promise<void> {
 
   const ours: number[] = [];
   const bare: number[] = [];
+  // CPU per tree of the thread that does the work: the drain for kvmp, this thread for the
+  // SDK (Linux only). Steadier than throughput on a shared machine, so it is printed too.
+  const oursCpu: number[] = [];
+  const bareCpu: number[] = [];
+  const measureOurs = async (r: number): Promise<void> => {
+    const before = (await pipeline.selfMetrics())?.drainCpuNs;
+    ours.push(await runOurs(pipeline, receiver, `o${r}`, TREES));
+    const after = (await pipeline.selfMetrics())?.drainCpuNs;
+    if (before !== undefined && after !== undefined) oursCpu.push((after - before) / TREES / 1e3);
+  };
+  const measureSdk = async (r: number): Promise<void> => {
+    const before = readThreadCpu()?.cpuNs;
+    bare.push(await runSdk(sdk.tracer, receiver, `s${r}`, TREES));
+    const after = readThreadCpu()?.cpuNs;
+    if (before !== undefined && after !== undefined) bareCpu.push((after - before) / TREES / 1e3);
+  };
   for (let r = 0; r < RUNS; r++) {
     // Alternate the order so that drift on a shared machine hits both sides alike.
     if (r % 2 === 0) {
-      ours.push(await runOurs(pipeline, receiver, `o${r}`, TREES));
-      bare.push(await runSdk(sdk.tracer, receiver, `s${r}`, TREES));
+      await measureOurs(r);
+      await measureSdk(r);
     } else {
-      bare.push(await runSdk(sdk.tracer, receiver, `s${r}`, TREES));
-      ours.push(await runOurs(pipeline, receiver, `o${r}`, TREES));
+      await measureSdk(r);
+      await measureOurs(r);
     }
     console.log(
       `run ${r + 1}/${RUNS}: kvmp ${ours[r].toFixed(0)} trees/s, bare SDK ${bare[r].toFixed(0)} trees/s, ratio ${(ours[r] / bare[r]).toFixed(3)}`,
@@ -263,10 +280,19 @@ async function main(): Promise<void> {
   // The ratio is the median of per-pair ratios: each pair runs back to back, so drift in the
   // machine's load (it is shared) affects both sides of a pair alike.
   const pairRatios = ours.map((o, i) => o / bare[i]);
+  const cpu =
+    oursCpu.length === RUNS && bareCpu.length === RUNS
+      ? {
+          drain_cpu_us_per_tree: Number(median(oursCpu).toFixed(1)),
+          sdk_cpu_us_per_tree: Number(median(bareCpu).toFixed(1)),
+          cpu_ratio: Number(median(bareCpu.map((b, i) => b / oursCpu[i])).toFixed(3)),
+        }
+      : undefined;
   const result = {
     trees_per_s: Math.round(median(ours)),
     sdk_trees_per_s: Math.round(median(bare)),
     ratio: Number(median(pairRatios).toFixed(3)),
+    ...cpu,
   };
   const lines = [
     `request trees (4 spans, 10 events each), ${TREES} per run, median of ${RUNS} runs, OTLP http/protobuf to 127.0.0.1`,
@@ -274,6 +300,9 @@ async function main(): Promise<void> {
     `  bare OTel SDK, one thread:           ${result.sdk_trees_per_s} trees/s`,
     `  ratio (median of paired runs): ${result.ratio} (target ≥ 0.8); ratio of medians: ${(median(ours) / median(bare)).toFixed(3)}`,
     `  ring-full retries: ${metrics?.dropped ?? 'n/a'}`,
+    cpu === undefined
+      ? '  (per-thread CPU needs Linux /proc/thread-self/schedstat)'
+      : `  CPU per tree: drain ${cpu.drain_cpu_us_per_tree} µs, SDK thread ${cpu.sdk_cpu_us_per_tree} µs (SDK ÷ drain ${cpu.cpu_ratio})`,
   ];
   for (const l of lines) console.log(l);
   if (JSON_OUT) console.log(JSON.stringify(result));
