@@ -18,7 +18,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requestTracingSubscriber } from '@kvmp/tracing';
+import { readThreadCpu, requestTracingSubscriber } from '@kvmp/tracing';
 import { ActorRegistry } from '../src/actors/actor-registry.js';
 import { type CacheServer, ChunkHasher, createCacheServer, FakeEngine, fakePrompt, HashPool } from '../src/index.js';
 
@@ -72,6 +72,10 @@ interface RunResult {
   readonly evicted: number;
   /** CPU time of the whole process (every thread) per request, µs. */
   readonly cpuUsPerRequest: number;
+  /** CPU time of this (the server's main) thread per request, µs; Linux only. */
+  readonly mainCpuUsPerRequest: number | undefined;
+  /** CPU time of the drain thread per request, µs (tracing on, Linux only). */
+  readonly drainCpuUsPerRequest: number | undefined;
 }
 
 /** Deterministic xorshift so both modes see the same request mix. */
@@ -161,11 +165,17 @@ async function oneRun(target: Target, runIndex: number): Promise<RunResult> {
     }
   };
   const evictedBefore = server.status().l1.evictedKeys;
+  const drain0 = (await server.pipeline?.selfMetrics())?.drainCpuNs;
+  const main0 = readThreadCpu()?.cpuNs;
   const start = performance.now();
   const cpu0 = process.cpuUsage();
   await Promise.all(Array.from({ length: CONCURRENCY }, client));
   const elapsed = (performance.now() - start) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const main1 = readThreadCpu()?.cpuNs;
+  const drain1 = (await server.pipeline?.selfMetrics())?.drainCpuNs;
+  const perRequestUs = (a: number | undefined, b: number | undefined): number | undefined =>
+    a === undefined || b === undefined ? undefined : (b - a) / REQUESTS / 1e3;
   lat.sort();
   return {
     rps: REQUESTS / elapsed,
@@ -174,6 +184,8 @@ async function oneRun(target: Target, runIndex: number): Promise<RunResult> {
     hitTokenRatio: hitTokens / (REQUESTS * PROMPT),
     evicted: server.status().l1.evictedKeys - evictedBefore,
     cpuUsPerRequest: (cpu.user + cpu.system) / REQUESTS,
+    mainCpuUsPerRequest: perRequestUs(main0, main1),
+    drainCpuUsPerRequest: perRequestUs(drain0, drain1),
   };
 }
 
@@ -247,7 +259,8 @@ async function main(): Promise<void> {
         (t.tracing ? traced : plain).push(res);
         log(
           `  run ${r} ${t.tracing ? 'tracing' : 'plain  '}: ${res.rps.toFixed(0)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms` +
-            `  cpu ${res.cpuUsPerRequest.toFixed(0)} µs/req  hit tokens ${(res.hitTokenRatio * 100).toFixed(1)}%  evicted ${res.evicted}`,
+            `  cpu ${res.cpuUsPerRequest.toFixed(0)} µs/req (main ${res.mainCpuUsPerRequest?.toFixed(0) ?? '?'}` +
+            `${t.tracing ? `, drain ${res.drainCpuUsPerRequest?.toFixed(0) ?? '?'}` : ''})  hit tokens ${(res.hitTokenRatio * 100).toFixed(1)}%  evicted ${res.evicted}`,
         );
       }
     }
@@ -262,6 +275,8 @@ async function main(): Promise<void> {
   const paired = plain.map((p, i) => ((p.rps - traced[i].rps) / p.rps) * 100);
   const cpuPlain = median(plain.map((r) => r.cpuUsPerRequest));
   const cpuTracing = median(traced.map((r) => r.cpuUsPerRequest));
+  const optMedian = (xs: (number | undefined)[]): number | undefined =>
+    xs.every((x) => x !== undefined) ? Math.round(median(xs as number[])) : undefined;
   const out = {
     rps_tracing: Math.round(rpsTracing),
     rps_plain: Math.round(rpsPlain),
@@ -272,6 +287,9 @@ async function main(): Promise<void> {
     cpu_us_per_request_plain: Math.round(cpuPlain),
     cpu_us_per_request_tracing: Math.round(cpuTracing),
     tracing_cpu_overhead_pct: +(((cpuTracing - cpuPlain) / cpuPlain) * 100).toFixed(2),
+    main_cpu_us_per_request_plain: optMedian(plain.map((r) => r.mainCpuUsPerRequest)),
+    main_cpu_us_per_request_tracing: optMedian(traced.map((r) => r.mainCpuUsPerRequest)),
+    drain_cpu_us_per_request: optMedian(traced.map((r) => r.drainCpuUsPerRequest)),
     p50_ms_plain: +median(plain.map((r) => r.p50)).toFixed(3),
     p99_ms_plain: +median(plain.map((r) => r.p99)).toFixed(3),
     actor_ns_per_message: Math.round(ov.actorNs),

@@ -6,6 +6,7 @@ export type {
   SubscriberFactory,
   SubscriberSpec,
 } from './drain/subscriber.js';
+export { readThreadCpu, type ThreadCpu } from './drain/thread-cpu.js';
 export { now, nowNsFloat } from './events/clock.js';
 export type {
   EpochTime,
