@@ -54,6 +54,8 @@ export interface TracingConfig {
   readonly logger?: DrainLogger;
   /** Drain-thread nap between passes while events flow (ms; see EventPipelineOptions.napMs). */
   readonly napMs?: number;
+  /** Longest drain-thread nap (ms; see EventPipelineOptions.maxNapMs). */
+  readonly maxNapMs?: number;
   /** Use this already-created pipeline instead (the server starts it if needed and stops it on close). */
   readonly pipeline?: EventPipeline;
 }
@@ -418,6 +420,7 @@ export async function createCacheServer(config: CacheServerConfig): Promise<Cach
         ...(config.tracing.capacity ? { capacity: config.tracing.capacity } : {}),
         ...(config.tracing.logger ? { logger: config.tracing.logger } : {}),
         ...(config.tracing.napMs === undefined ? {} : { napMs: config.tracing.napMs }),
+        ...(config.tracing.maxNapMs === undefined ? {} : { maxNapMs: config.tracing.maxNapMs }),
       });
     await pipeline.start();
   }

@@ -111,3 +111,20 @@ test('two producers hammering a small ring: refusals are transient, never a stuc
   t.is(report.fifoViolations, 0);
   t.is(metrics?.dropped, results[0].rejected + results[1].rejected);
 });
+
+test('a napping drain is woken when the ring passes half full, so a long nap does not drop a burst', async (t) => {
+  const c = collector();
+  // Naps of a full second: without the producers' nudge the second burst would overflow.
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec], capacity: 1024, napMs: 1000, maxNapMs: 1000 }));
+  await pipeline.start();
+  await new Promise((r) => setTimeout(r, 50)); // the drain finds the ring empty and naps
+  let refused = 0;
+  for (let burst = 0; burst < 2; burst++) {
+    for (let i = 0; i < 700; i++) if (!pipeline.publisher.publish('MP_REQUEST_END', 's', {})) refused++;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.is(refused, 0);
+  t.is(pipeline.stats().delivered, 1400);
+  await pipeline.stop();
+  t.is((await c.report).count, 1400);
+});

@@ -18,10 +18,12 @@ export interface DrainLoopOptions {
   /** How long `stop()` waits for records reserved before the stop but not yet committed. */
   readonly stopGraceMs: number;
   /**
-   * After draining a burst, nap this long (without asking to be woken) before the next pass,
-   * up to {@link NAPS_BEFORE_SLEEP} times, then sleep until a producer rings. 0 disables.
+   * After draining a burst, nap (without asking to be woken) before the next pass, up to
+   * {@link NAPS_BEFORE_SLEEP} times in a row with nothing found, then sleep until a producer
+   * rings. The nap starts at `napMs` and adapts up to `maxNapMs`. 0 disables.
    */
   readonly napMs: number;
+  readonly maxNapMs: number;
 }
 
 /**
@@ -30,6 +32,15 @@ export interface DrainLoopOptions {
  * against ~0.2 µs for a publish); once idle, the next event wakes it at once.
  */
 const NAPS_BEFORE_SLEEP = 2;
+
+/**
+ * Nap adaptation: a nap that ends with fewer than this many records waiting was longer than
+ * it needed to be short, so the next one doubles; with more than {@link NAP_SHRINK_ABOVE},
+ * the next one halves. A wake costs ~50 µs of drain CPU here, so at a trickle of a few
+ * thousand events a second, 1 ms naps spent more on waking than on the events.
+ */
+const NAP_GROW_BELOW = 256;
+const NAP_SHRINK_ABOVE = 2048;
 
 /**
  * The drain thread's main loop: consume, dispatch, yield; sleep on the doorbell when empty.
@@ -47,13 +58,18 @@ export class DrainLoop {
   private delivered = 0;
   private idleNaps = 0;
   private pendingPasses = 0;
+  private napNowMs: number;
+  /** `delivered` when the last nap ended: what a nap let accumulate is measured from here. */
+  private deliveredAtWake = 0;
 
   constructor(
     private readonly consumer: RingConsumer,
     private readonly dispatcher: Dispatcher,
     private readonly log: DrainLogger,
     private readonly options: DrainLoopOptions,
-  ) {}
+  ) {
+    this.napNowMs = options.napMs;
+  }
 
   start(): void {
     const { ctrl, stats } = this.consumer.ring;
@@ -146,12 +162,18 @@ export class DrainLoop {
       if (this.delivered !== before) this.idleNaps = 0;
       const bell = Atomics.load(ctrl, Ctrl.DOORBELL);
       if (this.options.napMs > 0 && this.idleNaps < NAPS_BEFORE_SLEEP) {
-        // Nap without announcing sleep: producers keep publishing without ringing.
+        // Nap without announcing sleep: producers keep publishing without ringing (unless
+        // the ring passes half full while NAPPING is set).
         this.idleNaps++;
-        const nap = Atomics.waitAsync(ctrl, Ctrl.DOORBELL, bell, this.options.napMs);
+        this.adaptNap(this.delivered - this.deliveredAtWake);
+        Atomics.store(ctrl, Ctrl.NAPPING, 1);
+        const nap = Atomics.waitAsync(ctrl, Ctrl.DOORBELL, bell, this.napNowMs);
         if (nap.async) await nap.value;
+        Atomics.store(ctrl, Ctrl.NAPPING, 0);
+        this.deliveredAtWake = this.delivered;
         continue;
       }
+      this.napNowMs = this.options.napMs;
       // Sleep protocol: read the doorbell, announce sleep, re-check the head. A producer that
       // reserved after our check sees SLEEPING=1 after its commit and rings (seq-cst order).
       Atomics.store(ctrl, Ctrl.SLEEPING, 1);
@@ -164,6 +186,12 @@ export class DrainLoop {
       if (wait.async) await wait.value;
       Atomics.store(ctrl, Ctrl.SLEEPING, 0);
     }
+  }
+
+  /** `found`: records delivered since the last nap ended (what that nap let accumulate). */
+  private adaptNap(found: number): void {
+    if (found < NAP_GROW_BELOW) this.napNowMs = Math.min(this.napNowMs * 2, this.options.maxNapMs);
+    else if (found > NAP_SHRINK_ABOVE) this.napNowMs = Math.max(this.napNowMs / 2, this.options.napMs);
   }
 
   private periodic(nowMs: number): void {

@@ -11,6 +11,7 @@ export interface DrainThreadData {
   readonly abandonAfterMs: number;
   readonly stopGraceMs: number;
   readonly napMs: number;
+  readonly maxNapMs: number;
 }
 
 /** Messages from the owner thread to the drain thread. */

@@ -112,6 +112,7 @@ class RingPublisher implements EventPublisher {
     }
     this.headGuess = (head + slots) | 0;
     this.tailSeen = tail;
+    if (((head + slots - tail) | 0) > capacity >>> 1) this.nudgeIfNapping();
     const at = (head & mask) * SLOT_BYTES;
     data.set(this.copyViews[slots], at + 4);
     // Commit: the drain thread reads the record only after this store (seq-cst publication).
@@ -121,6 +122,22 @@ class RingPublisher implements EventPublisher {
       Atomics.notify(ctrl, Ctrl.DOORBELL, 1);
     }
     return true;
+  }
+
+  /**
+   * The ring looks more than half full: if the drain is napping, wake it now rather than at
+   * the end of its nap. The tail this publisher saw may be stale, so it is re-read first; one
+   * producer wins the NAPPING flag and rings.
+   */
+  private nudgeIfNapping(): void {
+    const { ctrl, capacity } = this.ring;
+    if (Atomics.load(ctrl, Ctrl.NAPPING) === 0) return;
+    this.tailSeen = Atomics.load(ctrl, Ctrl.TAIL);
+    if (((this.headGuess - this.tailSeen) | 0) <= capacity >>> 1) return;
+    if (Atomics.compareExchange(ctrl, Ctrl.NAPPING, 1, 0) === 1) {
+      Atomics.add(ctrl, Ctrl.DOORBELL, 1);
+      Atomics.notify(ctrl, Ctrl.DOORBELL, 1);
+    }
   }
 
   isSubscribed(type: EventTypeRef): boolean {

@@ -38,6 +38,8 @@ export const Ctrl = {
   VERSION: 83,
   /** 1 while a drain thread is attached and running. */
   DRAIN_RUNNING: 84,
+  /** 1 while the drain naps between passes (producers nudge it if the ring passes half full). */
+  NAPPING: 85,
   /** Subscription bitmask: 8 × 32 bits, one bit per event code. Read by producers. */
   SUBSCRIBED: 96,
 } as const;
