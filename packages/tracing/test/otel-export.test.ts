@@ -167,6 +167,31 @@ test('the hand-assembled line equals the record object stringified, across awkwa
   await provider.shutdown();
 });
 
+test('JSON-lines exporter: batches larger than its buffer and multi-byte text are written whole', async (t) => {
+  const file = tmpFile();
+  const exporter = new JsonLinesSpanExporter(file);
+  const { BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const provider = new BasicTracerProvider({
+    spanProcessors: [new BatchSpanProcessor(exporter, { maxExportBatchSize: 1000, scheduledDelayMillis: 10 })],
+  });
+  const tracer = provider.getTracer('t');
+  const big = 'ü€'.repeat(60_000); // 300 KB of UTF-8: one line larger than the whole buffer
+  for (let i = 0; i < 900; i++) {
+    const span = tracer.startSpan(`s${i}`, { startTime: [1, i] });
+    span.setAttribute('text', i === 450 ? big : `ñ-${i}`);
+    span.end([2, i]);
+  }
+  await provider.shutdown();
+  const records = await readSpanFile(file);
+  t.is(records.length, 900);
+  t.deepEqual(
+    records.map((r) => r.name),
+    Array.from({ length: 900 }, (_, i) => `s${i}`),
+  );
+  t.is(records[450].attributes.text, big);
+  t.is(records[899].attributes.text, 'ñ-899');
+});
+
 test('readSpanFile names the line of a malformed record', async (t) => {
   const file = tmpFile();
   const { writeFileSync } = await import('node:fs');

@@ -14,6 +14,12 @@ import { spanToJsonLine } from './span-record.js';
  */
 export class JsonLinesSpanExporter implements SpanExporter {
   private fd: number | undefined;
+  /**
+   * Lines are encoded straight into this reused buffer, then written with one call: joining
+   * them into one string first allocated a batch-sized string (~350 KB per 512 spans) that V8
+   * then copied again to encode it for the write.
+   */
+  private buffer = Buffer.allocUnsafeSlow(256 * 1024);
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -26,13 +32,29 @@ export class JsonLinesSpanExporter implements SpanExporter {
       return;
     }
     try {
-      let text = '';
-      for (const span of spans) text += `${spanToJsonLine(span)}\n`;
-      if (text.length > 0) writeSync(this.fd, text);
+      let used = 0;
+      for (const span of spans) {
+        const line = spanToJsonLine(span);
+        // UTF-8 needs at most 3 bytes per UTF-16 unit, so this bound never truncates a line.
+        const worst = line.length * 3 + 1;
+        if (used + worst > this.buffer.length) {
+          this.writeOut(this.fd, used);
+          used = 0;
+          if (worst > this.buffer.length) this.buffer = Buffer.allocUnsafeSlow(worst);
+        }
+        used += this.buffer.write(line, used, 'utf8');
+        this.buffer[used++] = 0x0a;
+      }
+      this.writeOut(this.fd, used);
       resultCallback({ code: ExportResultCode.SUCCESS });
     } catch (err) {
       resultCallback({ code: ExportResultCode.FAILED, error: err instanceof Error ? err : new Error(String(err)) });
     }
+  }
+
+  private writeOut(fd: number, length: number): void {
+    let done = 0;
+    while (done < length) done += writeSync(fd, this.buffer, done, length - done);
   }
 
   async forceFlush(): Promise<void> {}
