@@ -96,3 +96,23 @@ test('self-metrics report depth and lag of undelivered events', async (t) => {
   t.is(metrics?.queueDepth, 0);
   t.is(metrics?.drainLagNs, 0);
 });
+
+test('records no subscriber wants still count as traffic: a trickle of them does not make the drain sleep and be rung awake per event', async (t) => {
+  const { Ctrl, mapRing } = await import('../src/ring/ring-layout.js');
+  const c = collector({ types: ['MP_REQUEST_START'] });
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
+  await pipeline.start();
+  const { ctrl } = mapRing(pipeline.handle);
+  const ringsBefore = Atomics.load(ctrl, Ctrl.DOORBELL);
+  // ~2 unwanted events per millisecond for half a second.
+  for (let i = 0; i < 500; i++) {
+    pipeline.publisher.publish('MP_REQUEST_END', 's', {});
+    pipeline.publisher.publish('MP_REQUEST_END', 's', {});
+    await sleep(1);
+  }
+  const rings = Atomics.load(ctrl, Ctrl.DOORBELL) - ringsBefore;
+  // Asleep between events, the drain would be rung awake for nearly every one (~500 times).
+  t.true(rings < 50, `doorbell rung ${rings} times`);
+  await pipeline.stop();
+  t.is((await c.report).count, 0);
+});

@@ -34,10 +34,10 @@ export interface DrainLoopOptions {
 const NAPS_BEFORE_SLEEP = 2;
 
 /**
- * Nap adaptation: a nap that ends with fewer than this many records waiting was longer than
- * it needed to be short, so the next one doubles; with more than {@link NAP_SHRINK_ABOVE},
- * the next one halves. A wake costs ~50 µs of drain CPU here, so at a trickle of a few
- * thousand events a second, 1 ms naps spent more on waking than on the events.
+ * Nap adaptation, in ring slots consumed between the end of one nap and the start of the next:
+ * fewer than this many and the next nap doubles (the drain woke for too little); more than
+ * {@link NAP_SHRINK_ABOVE} and it halves. A wake costs ~50 µs of drain CPU here, so at a
+ * trickle of a few thousand events a second, 1 ms naps spent more on waking than on events.
  */
 const NAP_GROW_BELOW = 256;
 const NAP_SHRINK_ABOVE = 2048;
@@ -59,8 +59,12 @@ export class DrainLoop {
   private idleNaps = 0;
   private pendingPasses = 0;
   private napNowMs: number;
-  /** `delivered` when the last nap ended: what a nap let accumulate is measured from here. */
-  private deliveredAtWake = 0;
+  /**
+   * The consumer's position (a ticket) when the last nap ended: what a nap let accumulate is
+   * measured from here. Tickets, not deliveries: records no subscriber wants are consumed
+   * without being delivered, and they are traffic all the same.
+   */
+  private positionAtWake = 0;
 
   constructor(
     private readonly consumer: RingConsumer,
@@ -138,7 +142,7 @@ export class DrainLoop {
   private async run(): Promise<void> {
     const { ctrl } = this.consumer.ring;
     while (!this.stopping) {
-      const before = this.delivered;
+      const before = this.consumer.position;
       const outcome = this.pass();
       const nowMs = Date.now();
       if (nowMs >= this.nextPeriodicMs) this.periodic(nowMs);
@@ -159,18 +163,18 @@ export class DrainLoop {
         continue;
       }
       this.pendingPasses = 0;
-      if (this.delivered !== before) this.idleNaps = 0;
+      if (this.consumer.position !== before) this.idleNaps = 0;
       const bell = Atomics.load(ctrl, Ctrl.DOORBELL);
       if (this.options.napMs > 0 && this.idleNaps < NAPS_BEFORE_SLEEP) {
         // Nap without announcing sleep: producers keep publishing without ringing (unless
         // the ring passes half full while NAPPING is set).
         this.idleNaps++;
-        this.adaptNap(this.delivered - this.deliveredAtWake);
+        this.adaptNap((this.consumer.position - this.positionAtWake) | 0);
         Atomics.store(ctrl, Ctrl.NAPPING, 1);
         const nap = Atomics.waitAsync(ctrl, Ctrl.DOORBELL, bell, this.napNowMs);
         if (nap.async) await nap.value;
         Atomics.store(ctrl, Ctrl.NAPPING, 0);
-        this.deliveredAtWake = this.delivered;
+        this.positionAtWake = this.consumer.position;
         continue;
       }
       this.napNowMs = this.options.napMs;
@@ -188,7 +192,7 @@ export class DrainLoop {
     }
   }
 
-  /** `found`: records delivered since the last nap ended (what that nap let accumulate). */
+  /** `found`: ring slots consumed since the last nap ended (what that nap let accumulate). */
   private adaptNap(found: number): void {
     if (found < NAP_GROW_BELOW) this.napNowMs = Math.min(this.napNowMs * 2, this.options.maxNapMs);
     else if (found > NAP_SHRINK_ABOVE) this.napNowMs = Math.max(this.napNowMs / 2, this.options.napMs);
