@@ -106,6 +106,28 @@ test('a late child that ends after its root is shown with it; requests sharing a
   );
 });
 
+test('under load the viewer keeps a sample of traces: a burst, then tracesPerSecond', (t) => {
+  let nowMs = 0;
+  const recent = new RecentTraces(5, 80, 2, () => nowMs); // burst 5, then 2 traces a second
+  const provider = new BasicTracerProvider({ spanProcessors: [recent] });
+  for (let i = 0; i < 8; i++) emitTree(provider, `s${i}`, false, i * 10);
+  nowMs = 1000;
+  for (let i = 8; i < 11; i++) emitTree(provider, `s${i}`, false, i * 10);
+  t.deepEqual(
+    recent.list(100).map((x) => [x.sessionId, x.spans.length]),
+    [
+      ['s9', 5],
+      ['s8', 5],
+      ['s4', 5],
+      ['s3', 5],
+      ['s2', 5],
+      ['s1', 5],
+      ['s0', 5],
+    ],
+    'admitted traces are whole; the others left no spans behind',
+  );
+});
+
 test('terminal waterfall places bars in time relative to the root', (t) => {
   const recent = new RecentTraces();
   emitTree(new BasicTracerProvider({ spanProcessors: [recent] }), 's-1', true);

@@ -126,7 +126,7 @@ export async function startServe(config: ServeConfig, out: (line: string) => voi
       `  http      ${http.url}/healthz  ${http.url}/status  ${http.url}/metrics${config.metrics ? '' : ' (disabled)'}`,
     );
     if (config.viewerTraces > 0)
-      out(`  traces    ${http.url}/traces  (waterfalls of the last ${config.viewerTraces} requests)`);
+      out(`  traces    ${http.url}/traces  (waterfalls of up to ${config.viewerTraces} recent requests)`);
   } else {
     out('  http      off (--no-http)');
   }

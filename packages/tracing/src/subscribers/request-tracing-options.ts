@@ -18,7 +18,8 @@ export interface RequestTracingOptions extends SpanExportOptions {
   readonly statsChannel?: string;
   /**
    * Finished request trees kept for the built-in viewer (`/traces`, `kvmp trace`), answered
-   * through `recentTraces(pipeline)`. Default 200; 0 keeps none.
+   * through `recentTraces(pipeline)`: every request at low rates, a sample of at most 50 a
+   * second under load. Default 200; 0 keeps none.
    */
   readonly viewerTraces?: number;
 }

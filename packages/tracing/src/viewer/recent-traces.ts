@@ -22,34 +22,68 @@ function toTreeInput(span: ReadableSpan): TreeInput {
 const later = (a: HrTime, b: HrTime): boolean => a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
 
 /**
- * Keeps the most recent finished request trees in memory for the built-in viewer (drain
- * thread only). A span processor next to the exporter: every sampled span that ends goes into
- * a fixed ring of recent spans, an array store and nothing else, because this runs for every
- * span on the drain's hot path. Trees are assembled only when someone asks (`list`): spans are
- * grouped by trace, and a trace is shown once its `request` root has ended (the root closes
- * last; a late child that ends after it still lands in the ring and is shown with it).
+ * Keeps recent finished request trees in memory for the built-in viewer (drain thread only).
+ * A span processor next to the exporter, so it must cost the drain next to nothing:
  *
- * A tree whose older spans were overwritten is never shown half: the ring remembers the
- * latest end time among overwritten spans, and since every child ends at or after its root's
- * start, a root that started after that time has lost nothing.
+ * - **Admission.** A trace is kept only if its `request` root was admitted when it started: all
+ *   of them while requests are few, at most `tracesPerSecond` (a token bucket)
+ *   under load. A span kept in memory outlives the young generation and gets promoted, which
+ *   cost the drain ~4 µs per request when every trace was kept; a human looking at `/traces`
+ *   needs a recent sample, not every request of the last second. Every other span costs one
+ *   set lookup by trace id.
+ * - **Storage.** Spans of admitted traces go into a fixed ring, an array store. Trees are
+ *   assembled only when someone asks (`list`): spans grouped by trace, a trace shown once its
+ *   root has ended (the root closes last; a late child that ends after it still lands in the
+ *   ring and is shown with it). A tree whose older spans were overwritten is never shown
+ *   half: the ring remembers the latest end time among overwritten spans, and since every
+ *   child ends at or after its root's start, a root that started after that time lost nothing.
  */
 export class RecentTraces implements SpanProcessor {
   private readonly ring: (ReadableSpan | undefined)[];
-  /** Spans ever seen; the next write goes to `written % capacity`. */
+  /** Spans ever kept; the next write goes to `written % capacity`. */
   private written = 0;
   private overwrittenEnd: HrTime = [0, 0];
+  /** Admitted trace ids, bounded: the oldest admission is forgotten first. */
+  private readonly admitted = new Set<string>();
+  private readonly admissionOrder: (string | undefined)[];
+  private admissions = 0;
+  private readonly burst: number;
+  private tokens: number;
+  private tokensAtMs: number;
 
   constructor(
     private readonly maxTrees = 200,
     /** Spans kept; room for `maxTrees` trees of 16 spans by default. */
     capacity = maxTrees * 16,
+    /** Traces admitted per second once a burst (the larger of this and `maxTrees`) is spent. */
+    private readonly tracesPerSecond = 50,
+    private readonly clock: () => number = Date.now,
   ) {
     this.ring = new Array(Math.max(1, capacity)).fill(undefined);
+    this.admissionOrder = new Array(Math.max(1, maxTrees * 4)).fill(undefined);
+    this.burst = Math.max(maxTrees, tracesPerSecond);
+    this.tokens = this.burst;
+    this.tokensAtMs = clock();
   }
 
-  onStart(): void {}
+  onStart(span: ReadableSpan): void {
+    if (span.name !== ROOT_SPAN_NAME) return;
+    const nowMs = this.clock();
+    this.tokens = Math.min(this.burst, this.tokens + ((nowMs - this.tokensAtMs) * this.tracesPerSecond) / 1000);
+    this.tokensAtMs = nowMs;
+    if (this.tokens < 1) return;
+    this.tokens--;
+    const traceId = span.spanContext().traceId;
+    if (this.admitted.has(traceId)) return;
+    const slot = this.admissions++ % this.admissionOrder.length;
+    const forgotten = this.admissionOrder[slot];
+    if (forgotten !== undefined) this.admitted.delete(forgotten);
+    this.admissionOrder[slot] = traceId;
+    this.admitted.add(traceId);
+  }
 
   onEnd(span: ReadableSpan): void {
+    if (!this.admitted.has(span.spanContext().traceId)) return;
     const i = this.written++ % this.ring.length;
     const old = this.ring[i];
     if (old !== undefined && later(old.endTime, this.overwrittenEnd)) this.overwrittenEnd = old.endTime;
@@ -97,6 +131,8 @@ export class RecentTraces implements SpanProcessor {
   shutdown(): Promise<void> {
     this.ring.fill(undefined);
     this.written = 0;
+    this.admitted.clear();
+    this.admissionOrder.fill(undefined);
     return Promise.resolve();
   }
 }
