@@ -206,8 +206,9 @@ export class RequestSpanTracker {
       return;
     }
     // A closed session (late children still open) or a remembered one that sees a new
-    // REQUEST_START is a new request reusing the id: it gets a new root.
-    this.tombstones.delete(id);
+    // REQUEST_START is a new request reusing the id: it gets a new root. A remembered root
+    // stays remembered until this one closes and replaces it: while the session is live,
+    // every lookup finds the session first.
     if (session === undefined) session = this.newSession(id, time);
     else {
       session.phase = 'open';
