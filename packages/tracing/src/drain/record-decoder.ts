@@ -9,9 +9,15 @@ export class RecordDecoder implements MetaReader {
   private readonly text: Buffer;
   private pos = 0;
   private readonly bytes: Uint8Array;
-  private readonly internBytes: (Uint8Array | undefined)[] = new Array(INTERN_SLOTS).fill(undefined);
+  /**
+   * Remembered strings: slot i holds its UTF-8 bytes at `i * INTERN_MAX_BYTES` of one slab and
+   * its length in `internLengths` (0: empty slot). One allocation for the decoder's lifetime,
+   * not an ArrayBuffer per new string (every request brings a new session id).
+   */
+  private readonly internSlab = new Uint8Array(INTERN_SLOTS * INTERN_MAX_BYTES);
+  private readonly internSlabView = new DataView(this.internSlab.buffer);
+  private readonly internLengths = new Uint8Array(INTERN_SLOTS);
   private readonly internStrings: string[] = new Array(INTERN_SLOTS).fill('');
-  private readonly internViews: (DataView | undefined)[] = new Array(INTERN_SLOTS).fill(undefined);
 
   constructor(ring: RingViews) {
     this.view = ring.dataView;
@@ -110,22 +116,23 @@ export class RecordDecoder implements MetaReader {
   private intern(start: number, len: number): string {
     const b = this.bytes;
     const slot = (len * 31 + b[start] * 7 + b[start + (len >> 1)] * 13 + b[start + len - 1]) & (INTERN_SLOTS - 1);
-    const cached = this.internBytes[slot];
-    if (cached !== undefined && cached.length === len) {
+    const at = slot * INTERN_MAX_BYTES;
+    if (this.internLengths[slot] === len) {
       // Four bytes at a time (unaligned DataView reads are cheap), then the odd tail.
       const v = this.view;
-      const c = this.internViews[slot] as DataView;
+      const c = this.internSlabView;
       let i = 0;
-      for (; i + 4 <= len; i += 4) if (c.getUint32(i) !== v.getUint32(start + i)) break;
+      for (; i + 4 <= len; i += 4) if (c.getUint32(at + i) !== v.getUint32(start + i)) break;
       if (i + 4 > len) {
-        for (; i < len; i++) if (cached[i] !== b[start + i]) break;
+        const slab = this.internSlab;
+        for (; i < len; i++) if (slab[at + i] !== b[start + i]) break;
         if (i === len) return this.internStrings[slot];
       }
     }
     const s = this.text.toString('utf8', start, start + len);
-    const copy = b.slice(start, start + len);
-    this.internBytes[slot] = copy;
-    this.internViews[slot] = new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
+    const slab = this.internSlab;
+    for (let i = 0; i < len; i++) slab[at + i] = b[start + i];
+    this.internLengths[slot] = len;
     this.internStrings[slot] = s;
     return s;
   }
