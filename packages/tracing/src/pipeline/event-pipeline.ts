@@ -44,7 +44,7 @@ export interface EventPipelineOptions {
    * cut a nap short when the ring passes half full. Default 1 ms; 0 disables napping.
    */
   readonly napMs?: number;
-  /** Longest nap, see `napMs`. Default 16 ms. */
+  /** Longest nap, see `napMs`. Default 50 ms. */
   readonly maxNapMs?: number;
   /** Where the drain thread's log lines go. Default: stderr, warnings and errors only. */
   readonly logger?: DrainLogger;
@@ -199,7 +199,7 @@ export class EventPipeline {
       abandonAfterMs: this.options.abandonAfterMs ?? 5000,
       stopGraceMs: this.options.stopGraceMs ?? 2000,
       napMs: this.options.napMs ?? 1,
-      maxNapMs: Math.max(this.options.napMs ?? 1, this.options.maxNapMs ?? 16),
+      maxNapMs: Math.max(this.options.napMs ?? 1, this.options.maxNapMs ?? 50),
     };
     const worker = new Worker(new URL('../drain/drain-thread.js', import.meta.url), {
       workerData: data,
