@@ -101,3 +101,25 @@ test('scraping a pipeline without the metrics subscriber fails clearly', async (
   await t.throwsAsync(scrapeMetrics(pipeline), { message: "no subscriber 'metrics' answers queries" });
   await pipeline.stop();
 });
+
+test('a scrape sees every event published before it, however long the drain naps', async (t) => {
+  // Naps of up to a second: without catching up first, the scrape would answer before the
+  // drain woke to count the lookup.
+  const pipeline = new EventPipeline({ subscribers: [metricsSubscriber()], napMs: 1000, maxNapMs: 1000 });
+  t.teardown(() => pipeline.stop());
+  await pipeline.start();
+  await new Promise((r) => setTimeout(r, 50)); // the drain finds the ring empty and naps
+  pipeline.publisher.publish('MP_LOOKUP_PREFETCH_END', 's', {
+    found_count: 1,
+    requested_tokens: 256,
+    hit_tokens: 256,
+    l1_hit_tokens: 256,
+    l2_hit_tokens: 0,
+    l1_hit_keys: 1,
+    l2_hit_keys: 0,
+    early_exit_reason: '',
+    model_name: 'llama',
+  });
+  const samples = parsePrometheus(await scrapeMetrics(pipeline));
+  t.is(value(samples, 'kvmp_lookup_hit_tokens_total', { model_name: 'llama' }), 256);
+});

@@ -40,6 +40,8 @@ const NAPS_BEFORE_SLEEP = 2;
  * trickle of a few thousand events a second, 1 ms naps spent more on waking than on events.
  */
 const NAP_GROW_BELOW = 256;
+/** At most this many passes (each ≤ drainBudget records, ≤ drainSliceMs) before a query is answered. */
+const CATCH_UP_PASSES = 32;
 const NAP_SHRINK_ABOVE = 2048;
 
 /**
@@ -111,6 +113,19 @@ export class DrainLoop {
     }
     this.sample();
     Atomics.store(ctrl, Ctrl.DRAIN_RUNNING, 0);
+  }
+
+  /**
+   * Delivers what is committed now, before a query is answered: a scrape or a viewer request
+   * then sees every event published before it was asked, however long the drain was napping.
+   * Bounded, so producers that outrun the drain cannot hold a query forever.
+   */
+  catchUp(): void {
+    if (this.stopping) return;
+    for (let i = 0; i < CATCH_UP_PASSES; i++) {
+      const outcome = this.pass();
+      if (outcome !== 'budget') return;
+    }
   }
 
   selfMetrics(): PipelineSelfMetrics {

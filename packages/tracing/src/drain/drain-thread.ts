@@ -58,6 +58,7 @@ async function main(): Promise<void> {
   running.start();
 
   port.on('message', (message: ToDrain) => {
+    if (message.kind === 'metrics' || message.kind === 'query') running.catchUp();
     if (message.kind === 'metrics') {
       send({ kind: 'metrics', id: message.id, metrics: running.selfMetrics() });
       return;
