@@ -41,3 +41,27 @@ test('decoded strings are exact even when remembered strings collide (same lengt
   }
   t.deepEqual(seen, [...ids, ...ids, ...ids]);
 });
+
+test('the producer’s cache of encoded strings stays exact while it evicts (more distinct strings than entries)', async (t) => {
+  const { createRing } = await import('../src/ring/ring-layout.js');
+  const { RingConsumer } = await import('../src/drain/ring-consumer.js');
+  const { attachPublisher } = await import('../src/index.js');
+  const handle = createRing(4096);
+  const publisher = attachPublisher(handle);
+  const consumer = new RingConsumer(handle);
+  const ids = Array.from({ length: 700 }, (_, i) => `session-${i}-${'é'.repeat(i % 3)}`);
+  const sent: string[] = [];
+  const seen: string[] = [];
+  for (let round = 0; round < 4; round++) {
+    for (let i = 0; i < ids.length; i++) {
+      // Every id once per round (3 is coprime to 700), in a different order each round.
+      const id = ids[(i * 3 + round * 11) % ids.length];
+      publisher.publish('MP_REQUEST_START', id, { model_name: i % 2 ? 'm-a' : 'model-b' });
+      sent.push(id);
+      if (sent.length % 500 === 0) consumer.poll(10_000, (e) => seen.push(e.sessionId));
+    }
+  }
+  consumer.poll(10_000, (e) => seen.push(e.sessionId));
+  t.is(seen.length, sent.length);
+  t.deepEqual(seen, sent);
+});
