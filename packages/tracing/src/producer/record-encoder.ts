@@ -9,8 +9,6 @@ const utf8 = new TextEncoder();
 /** Strings up to this many bytes are remembered in encoded form (ids, model names, devices). */
 const CACHEABLE_BYTES = 128;
 const CACHE_ENTRIES = 512;
-/** Where the string cache's slab starts in the encoder's buffer. */
-const SLAB = MAX_RECORD_BYTES;
 
 /**
  * Encodes one record into a thread-private scratch buffer. Encoding happens before the ring
@@ -18,24 +16,19 @@ const SLAB = MAX_RECORD_BYTES;
  * copy. One encoder per publisher (per thread); not re-entrant.
  */
 export class RecordEncoder implements MetaWriter {
-  /**
-   * One buffer: the scratch record (`bytes`), then the string cache's slab, so a cached string
-   * is copied into the record with `copyWithin` (a memmove, no view to allocate).
-   */
-  private readonly all = new Uint8Array(MAX_RECORD_BYTES + CACHE_ENTRIES * CACHEABLE_BYTES);
-  readonly bytes = this.all.subarray(0, MAX_RECORD_BYTES);
-  private readonly view = new DataView(this.all.buffer, 0, MAX_RECORD_BYTES);
+  readonly bytes = new Uint8Array(MAX_RECORD_BYTES);
+  private readonly view = new DataView(this.bytes.buffer);
   private pos = 0;
   private type = '';
   /**
    * Encoded bytes of recently seen short strings. Session ids, model names and device names
    * repeat across a request's events; a map hit plus a copy beats re-encoding char by char.
-   * The bytes live in one slab after the scratch record (entry i at `SLAB + i * CACHEABLE_BYTES`
-   * of `all`), replaced round-robin: a new session id per request would otherwise cost an
-   * ArrayBuffer each.
+   * The bytes live in one slab (entry i at `i * CACHEABLE_BYTES`), replaced round-robin, and
+   * the map holds a view of each: a new session id per request costs a view object, not an
+   * ArrayBuffer, and a hit is one `set` from that view.
    */
-  private readonly encoded = new Map<string, number>();
-  private readonly slabLengths = new Uint8Array(CACHE_ENTRIES);
+  private readonly encoded = new Map<string, Uint8Array>();
+  private readonly slab = new Uint8Array(CACHE_ENTRIES * CACHEABLE_BYTES);
   private readonly slabKeys: (string | undefined)[] = new Array(CACHE_ENTRIES).fill(undefined);
   private nextEntry = 0;
 
@@ -143,15 +136,13 @@ export class RecordEncoder implements MetaWriter {
   private string(s: string, field: string, limit: number): void {
     const bytes = this.bytes;
     const start = this.pos + 2;
-    const entry = this.encoded.get(s);
-    if (entry !== undefined) {
-      const len = this.slabLengths[entry];
-      if (len > limit) throw this.tooLong(field, len, limit);
-      this.room(2 + len, field);
-      const from = SLAB + entry * CACHEABLE_BYTES;
-      this.all.copyWithin(start, from, from + len);
-      this.view.setUint16(this.pos, len, true);
-      this.pos = start + len;
+    const cached = this.encoded.get(s);
+    if (cached !== undefined) {
+      if (cached.length > limit) throw this.tooLong(field, cached.length, limit);
+      this.room(2 + cached.length, field);
+      bytes.set(cached, start);
+      this.view.setUint16(this.pos, cached.length, true);
+      this.pos = start + cached.length;
       return;
     }
     if (typeof s !== 'string') throw new EventEncodingError(this.type, field, 'must be a string');
@@ -182,9 +173,11 @@ export class RecordEncoder implements MetaWriter {
     const evicted = this.slabKeys[entry];
     if (evicted !== undefined) this.encoded.delete(evicted);
     this.slabKeys[entry] = s;
-    this.slabLengths[entry] = len;
-    this.all.copyWithin(SLAB + entry * CACHEABLE_BYTES, start, start + len);
-    this.encoded.set(s, entry);
+    const to = entry * CACHEABLE_BYTES;
+    const slab = this.slab;
+    const bytes = this.bytes;
+    for (let i = 0; i < len; i++) slab[to + i] = bytes[start + i];
+    this.encoded.set(s, slab.subarray(to, to + len));
   }
 
   private tooLong(field: string, bytes: number, limit: number): EventEncodingError {
