@@ -37,6 +37,33 @@ test('two concurrent stores in one session are two spans, neither overwritten', 
   t.is(ns(root.endTime), ns(at(21)));
 });
 
+test('a copy span carries START and END metadata, typed, and never the error text as an attribute', (t) => {
+  const h = harness();
+  h.feed(
+    ev('MP_REQUEST_START', 's', 0),
+    ev('MP_RETRIEVE_SUBMITTED', 's', 1, { opId: 7, workerId: 1 }),
+    ev('MP_RETRIEVE_START', 's', 2, { opId: 7, workerId: 1, meta: { device: 'cuda:1', engine_id: 'e1' } }),
+    ev('MP_RETRIEVE_END', 's', 3, {
+      opId: 7,
+      workerId: 1,
+      meta: { device: 'cuda:1', engine_id: 'e1', retrieved_count: 2, success: false, error: 'lock expired' },
+    }),
+    ev('MP_REQUEST_END', 's', 4),
+  );
+  t.deepEqual(h.one('mp.retrieve').attributes, {
+    session_id: 's',
+    worker_id: 1,
+    op_id: 7,
+    device: 'cuda:1',
+    engine_id: 'e1',
+    model_name: 'm',
+    retrieved_count: 2,
+    total_bytes: 4096,
+    num_tokens: 64,
+    success: false,
+  });
+});
+
 test('operations without op ids are matched first-in first-out per worker', (t) => {
   const h = harness();
   h.feed(

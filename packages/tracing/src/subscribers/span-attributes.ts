@@ -38,14 +38,33 @@ const NOT_COPIED = new Set(['error', 'token_ids', 'tokens', 'trace_context', 'tr
 
 const SCALAR_KINDS = new Set(['u32', 'i32', 'f64', 'bool', 'str']);
 
+/**
+ * An END's span already holds what its START was required to carry (device, engine, model):
+ * the END copies only the rest. Each attribute set is SDK work on the drain thread.
+ */
+const START_OF_END: Partial<Record<EventTypeName, EventTypeName>> = {
+  MP_LOOKUP_PREFETCH_END: 'MP_LOOKUP_PREFETCH_START',
+  MP_RETRIEVE_END: 'MP_RETRIEVE_START',
+  MP_STORE_END: 'MP_STORE_START',
+};
+
+function requiredKeys(type: EventTypeName | undefined): Set<string> {
+  if (type === undefined) return new Set();
+  const meta: EventTypeSpec['meta'] = EVENT_TYPES[type].meta;
+  return new Set(Object.entries(meta).flatMap(([key, field]) => (field.optional ? [] : [key])));
+}
+
 /** Per event type, the metadata keys copied as attributes (computed once from the schema). */
 const COPIED_KEYS = new Map<EventTypeName, readonly string[]>(
-  (Object.entries(EVENT_TYPES) as [EventTypeName, EventTypeSpec][]).map(([name, spec]) => [
-    name,
-    Object.entries(spec.meta)
-      .filter(([key, field]) => SCALAR_KINDS.has(field.kind) && !NOT_COPIED.has(key))
-      .map(([key]) => key),
-  ]),
+  (Object.entries(EVENT_TYPES) as [EventTypeName, EventTypeSpec][]).map(([name, spec]) => {
+    const setAtStart = requiredKeys(START_OF_END[name]);
+    return [
+      name,
+      Object.entries(spec.meta)
+        .filter(([key, field]) => SCALAR_KINDS.has(field.kind) && !NOT_COPIED.has(key) && !setAtStart.has(key))
+        .map(([key]) => key),
+    ];
+  }),
 );
 
 /**
