@@ -1,5 +1,6 @@
 import type { AttributeValue, HrTime } from '@opentelemetry/api';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BoundedFifoMap } from '../collections/bounded-fifo-map.js';
 import { buildRequestTrees, type RequestTree, ROOT_SPAN_NAME, type TreeInput } from './request-tree.js';
 
 const STATUS = ['UNSET', 'OK', 'ERROR'] as const;
@@ -44,9 +45,7 @@ export class RecentTraces implements SpanProcessor {
   private written = 0;
   private overwrittenEnd: HrTime = [0, 0];
   /** Admitted trace ids, bounded: the oldest admission is forgotten first. */
-  private readonly admitted = new Set<string>();
-  private readonly admissionOrder: (string | undefined)[];
-  private admissions = 0;
+  private readonly admitted: BoundedFifoMap<string, true>;
   private readonly burst: number;
   private tokens: number;
   private tokensAtMs: number;
@@ -60,7 +59,7 @@ export class RecentTraces implements SpanProcessor {
     private readonly clock: () => number = Date.now,
   ) {
     this.ring = new Array(Math.max(1, capacity)).fill(undefined);
-    this.admissionOrder = new Array(Math.max(1, maxTrees * 4)).fill(undefined);
+    this.admitted = new BoundedFifoMap(maxTrees * 4);
     this.burst = Math.max(maxTrees, tracesPerSecond);
     this.tokens = this.burst;
     this.tokensAtMs = clock();
@@ -74,12 +73,7 @@ export class RecentTraces implements SpanProcessor {
     if (this.tokens < 1) return;
     this.tokens--;
     const traceId = span.spanContext().traceId;
-    if (this.admitted.has(traceId)) return;
-    const slot = this.admissions++ % this.admissionOrder.length;
-    const forgotten = this.admissionOrder[slot];
-    if (forgotten !== undefined) this.admitted.delete(forgotten);
-    this.admissionOrder[slot] = traceId;
-    this.admitted.add(traceId);
+    if (!this.admitted.has(traceId)) this.admitted.set(traceId, true);
   }
 
   onEnd(span: ReadableSpan): void {
@@ -132,7 +126,6 @@ export class RecentTraces implements SpanProcessor {
     this.ring.fill(undefined);
     this.written = 0;
     this.admitted.clear();
-    this.admissionOrder.fill(undefined);
     return Promise.resolve();
   }
 }
