@@ -76,7 +76,8 @@ export interface CacheServerConfig {
   readonly tracing?: TracingConfig | false;
 }
 
-export interface RegisterKvCacheRequest {
+/** Which engine worker a KV cache registration belongs to. */
+export interface EngineIdentity {
   /** Unique per engine worker (rank). Re-registering an id replaces it. */
   readonly instanceId: string;
   readonly modelName: string;
@@ -87,6 +88,9 @@ export interface RegisterKvCacheRequest {
   /** `workerId` on this instance's events (default: rank). */
   readonly workerId?: number;
   readonly engineId?: string;
+}
+
+export interface RegisterKvCacheRequest extends EngineIdentity {
   readonly layout: KvLayoutSpec;
   readonly memory: KvMemory;
 }

@@ -27,6 +27,7 @@ export type {
 } from './client/types.js';
 export type {
   CacheServerConfig,
+  EngineIdentity,
   FreeLookupLocksRequest,
   InstanceStatus,
   L1Config,

@@ -174,6 +174,40 @@ function chunkBlockIds(blockIds: readonly number[], chunkIndices: readonly numbe
   return out;
 }
 
+const BEFORE_COPY = 'internal error before the copy';
+
+/**
+ * How both directions start: a new op id, the instance seen alive, and the SUBMITTED sentinel,
+ * published before anything is enqueued.
+ */
+function submitted(
+  ctx: ServerContext,
+  type: 'MP_STORE_SUBMITTED' | 'MP_RETRIEVE_SUBMITTED',
+  req: CheckedTransfer,
+  trace: TraceCarrier | undefined,
+): number {
+  const opId = newOpId(ctx);
+  req.inst.lastSeen = ctx.now();
+  ctx.publisher.publish(type, req.requestId, { device: ctx.device }, { opId, workerId: req.inst.workerId, trace });
+  return opId;
+}
+
+/** The op's object keys. If hashing throws, `onError` publishes the op's failed END first. */
+async function keysOrFail(
+  ctx: ServerContext,
+  session: SessionState,
+  req: CheckedTransfer,
+  onError: () => void,
+): Promise<ObjectKey[]> {
+  try {
+    const hashes = await sessionHashes(ctx, session, req.tokens, req.firstChunk + req.chunks);
+    return opKeys(req, hashes);
+  } catch (err) {
+    onError();
+    throw err;
+  }
+}
+
 function opKeys(req: CheckedTransfer, hashes: readonly string[]): ObjectKey[] {
   const rank = kvRank(req.inst.worldSize, req.inst.rank);
   const keys: ObjectKey[] = new Array(req.chunks);
@@ -201,23 +235,14 @@ export async function submitRetrieve(
 ): Promise<Submitted<RetrieveResult>> {
   const sid = req.requestId;
   const inst = req.inst;
-  const opId = newOpId(ctx);
   ctx.counters.retrieves++;
-  inst.lastSeen = ctx.now();
-  ctx.publisher.publish('MP_RETRIEVE_SUBMITTED', sid, { device: ctx.device }, { opId, workerId: inst.workerId, trace });
+  const opId = submitted(ctx, 'MP_RETRIEVE_SUBMITTED', req, trace);
   const fail = (error: string): Submitted<RetrieveResult> => {
     ctx.counters.retrieveFailures++;
     publishLocalCopyEvents(ctx, 'retrieve', sid, opId, inst, { count: 0, success: false, error });
     return { done: Promise.resolve({ ok: false, opId, retrievedChunks: 0, tokens: 0, bytes: 0, error }) };
   };
-  let keys: ObjectKey[];
-  try {
-    const hashes = await sessionHashes(ctx, session, req.tokens, req.firstChunk + req.chunks);
-    keys = opKeys(req, hashes);
-  } catch (err) {
-    fail('internal error before the copy');
-    throw err;
-  }
+  const keys = await keysOrFail(ctx, session, req, () => fail(BEFORE_COPY));
   if (req.chunks === 0) {
     publishLocalCopyEvents(ctx, 'retrieve', sid, opId, inst, { count: 0, success: true });
     return { done: Promise.resolve({ ok: true, opId, retrievedChunks: 0, tokens: 0, bytes: 0 }) };
@@ -319,23 +344,12 @@ export async function submitStore(
 ): Promise<Submitted<StoreResult>> {
   const sid = req.requestId;
   const inst = req.inst;
-  const opId = newOpId(ctx);
   ctx.counters.stores++;
-  inst.lastSeen = ctx.now();
-  ctx.publisher.publish('MP_STORE_SUBMITTED', sid, { device: ctx.device }, { opId, workerId: inst.workerId, trace });
-  let keys: ObjectKey[];
-  try {
-    const hashes = await sessionHashes(ctx, session, req.tokens, req.firstChunk + req.chunks);
-    keys = opKeys(req, hashes);
-  } catch (err) {
+  const opId = submitted(ctx, 'MP_STORE_SUBMITTED', req, trace);
+  const keys = await keysOrFail(ctx, session, req, () => {
     ctx.counters.storeFailures++;
-    publishLocalCopyEvents(ctx, 'store', sid, opId, inst, {
-      count: 0,
-      success: false,
-      error: 'internal error before the copy',
-    });
-    throw err;
-  }
+    publishLocalCopyEvents(ctx, 'store', sid, opId, inst, { count: 0, success: false, error: BEFORE_COPY });
+  });
   const reservation = ctx.l1.reserveWrite(keys, inst.slotBytes, inst.chunkBytes, sid, { modelName: inst.modelName });
   for (const key of keys) session.keys.add(key);
   let deduped = 0;

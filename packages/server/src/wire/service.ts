@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { CacheServer } from '../create-cache-server.js';
+import type { CacheServer, EngineIdentity } from '../create-cache-server.js';
 import { checkLayout } from '../engine/layout.js';
 import { KvmpServerError } from '../errors.js';
 import type { KvLayoutSpec } from '../gpu/contract.js';
@@ -498,14 +498,7 @@ export class WireService {
 }
 
 /** The engine identity both registration kinds pass to the core. */
-function registration(msg: {
-  readonly instanceId: string;
-  readonly modelName: string;
-  readonly worldSize?: number;
-  readonly rank?: number;
-  readonly workerId?: number;
-  readonly engineId?: string;
-}) {
+function registration(msg: EngineIdentity): EngineIdentity {
   return {
     instanceId: msg.instanceId,
     modelName: msg.modelName,
