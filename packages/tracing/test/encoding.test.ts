@@ -1,5 +1,13 @@
 import test from 'ava';
-import { EventEncodingError, EventPipeline, Limits } from '../src/index.js';
+import { RingConsumer } from '../src/drain/ring-consumer.js';
+import { attachPublisher, EventEncodingError, EventPipeline, Limits } from '../src/index.js';
+import { createRing } from '../src/ring/ring-layout.js';
+
+/** A ring with a publisher and a consumer on this thread (no drain thread): encode, then decode. */
+function inProcessRing(slots: number) {
+  const handle = createRing(slots);
+  return { publisher: attachPublisher(handle), consumer: new RingConsumer(handle) };
+}
 
 test('oversize fields are rejected with a clear error, and nothing is written', (t) => {
   const pipeline = new EventPipeline();
@@ -25,12 +33,7 @@ test('oversize fields are rejected with a clear error, and nothing is written', 
 });
 
 test('decoded strings are exact even when remembered strings collide (same length and sampled bytes)', async (t) => {
-  const { createRing } = await import('../src/ring/ring-layout.js');
-  const { RingConsumer } = await import('../src/drain/ring-consumer.js');
-  const { attachPublisher } = await import('../src/index.js');
-  const handle = createRing(1024);
-  const publisher = attachPublisher(handle);
-  const consumer = new RingConsumer(handle);
+  const { publisher, consumer } = inProcessRing(1024);
   // Same length, first, middle and last byte: one intern slot. They differ in a 4-byte word
   // (index 1), in the odd tail (index 9 of 11) or only in multi-byte UTF-8.
   const ids = ['aXbcdefghiz', 'aYbcdefghiz', 'aXbcdefghQz', 'a-éé-f-ghz', 'a-èé-f-ghz', ''];
@@ -43,12 +46,7 @@ test('decoded strings are exact even when remembered strings collide (same lengt
 });
 
 test('the producer’s cache of encoded strings stays exact while it evicts (more distinct strings than entries)', async (t) => {
-  const { createRing } = await import('../src/ring/ring-layout.js');
-  const { RingConsumer } = await import('../src/drain/ring-consumer.js');
-  const { attachPublisher } = await import('../src/index.js');
-  const handle = createRing(4096);
-  const publisher = attachPublisher(handle);
-  const consumer = new RingConsumer(handle);
+  const { publisher, consumer } = inProcessRing(4096);
   const ids = Array.from({ length: 700 }, (_, i) => `session-${i}-${'é'.repeat(i % 3)}`);
   const sent: string[] = [];
   const seen: string[] = [];
