@@ -55,7 +55,7 @@ export class RingConsumer {
 
   /**
    * Delivers up to `budget` records to `sink`, in ticket order, and stops early (outcome
-   * `budget`) once `performance.now()` passes `sliceEndMs`, checked every few dozen records.
+   * `budget`) once `performance.now()` passes `sliceEndMs` (read every 8 records).
    */
   poll(budget: number, sink: (event: KvmpEvent) => void, sliceEndMs = Number.POSITIVE_INFINITY): PollOutcome {
     const { ctrl, commit, mask } = this.ring;

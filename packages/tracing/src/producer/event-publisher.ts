@@ -112,14 +112,13 @@ class RingPublisher implements EventPublisher {
     }
     this.headGuess = (head + slots) | 0;
     this.tailSeen = tail;
-    if (((head + slots - tail) | 0) > capacity >>> 1) this.nudgeIfNapping();
     const at = (head & mask) * SLOT_BYTES;
     data.set(this.copyViews[slots], at + 4);
     // Commit: the drain thread reads the record only after this store (seq-cst publication).
     Atomics.store(this.ring.commit, at >>> 2, (head + 1) | 0);
+    if (((head + slots - tail) | 0) > capacity >>> 1) this.nudgeIfNapping();
     if (Atomics.load(ctrl, Ctrl.SLEEPING) !== 0 && Atomics.compareExchange(ctrl, Ctrl.SLEEPING, 1, 0) === 1) {
-      Atomics.add(ctrl, Ctrl.DOORBELL, 1);
-      Atomics.notify(ctrl, Ctrl.DOORBELL, 1);
+      this.ringDoorbell();
     }
     return true;
   }
@@ -134,10 +133,13 @@ class RingPublisher implements EventPublisher {
     if (Atomics.load(ctrl, Ctrl.NAPPING) === 0) return;
     this.tailSeen = Atomics.load(ctrl, Ctrl.TAIL);
     if (((this.headGuess - this.tailSeen) | 0) <= capacity >>> 1) return;
-    if (Atomics.compareExchange(ctrl, Ctrl.NAPPING, 1, 0) === 1) {
-      Atomics.add(ctrl, Ctrl.DOORBELL, 1);
-      Atomics.notify(ctrl, Ctrl.DOORBELL, 1);
-    }
+    if (Atomics.compareExchange(ctrl, Ctrl.NAPPING, 1, 0) === 1) this.ringDoorbell();
+  }
+
+  private ringDoorbell(): void {
+    const { ctrl } = this.ring;
+    Atomics.add(ctrl, Ctrl.DOORBELL, 1);
+    Atomics.notify(ctrl, Ctrl.DOORBELL, 1);
   }
 
   isSubscribed(type: EventTypeRef): boolean {
