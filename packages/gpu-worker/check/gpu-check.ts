@@ -165,6 +165,36 @@ async function main(): Promise<void> {
     retrieve.push(gbps(g));
   }
 
+  // Completion latency of the polling policy (completion-poller.ts): wall time from the call to
+  // its resolution on this thread, minus the GPU-timed copy. One chunk per operation, so the
+  // fixed costs (validation, postMessage both ways, kernel launch, the poll that sees the event)
+  // are not hidden behind a long copy. CPU is this whole process (this thread + the GPU worker).
+  step = 'completion latency, one chunk per operation';
+  const latencyOps = small ? 20 : 200;
+  const one = { ...base, chunks: chunks.slice(0, 1) };
+  const overheadUs: number[] = [];
+  const wallUs: number[] = [];
+  const cpuBefore = process.cpuUsage();
+  for (let r = 0; r < latencyOps; r++) {
+    const t0 = performance.now();
+    const g = await gpu.retrieve({ ...one, opId: opId++, blockIds: target.slice(0, bpc) });
+    const wall = (performance.now() - t0) * 1000;
+    if (!g.ok) fail(g.error ?? 'retrieve failed');
+    wallUs.push(wall);
+    overheadUs.push(wall - (g.endNs - g.startNs) / 1000);
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  const p99 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)];
+  const latency = {
+    one_chunk_wall_us_p50: +median(wallUs).toFixed(1),
+    one_chunk_overhead_us_p50: +median(overheadUs).toFixed(1),
+    one_chunk_overhead_us_p99: +p99(overheadUs).toFixed(1),
+    process_cpu_us_per_op: +((cpu.user + cpu.system) / latencyOps).toFixed(1),
+  };
+  say(
+    `one-chunk retrieve: wall p50 ${latency.one_chunk_wall_us_p50} µs, above GPU time p50 ${latency.one_chunk_overhead_us_p50} / p99 ${latency.one_chunk_overhead_us_p99} µs, process CPU ${latency.process_cpu_us_per_op} µs/op`,
+  );
+
   step = 'cuMemcpy baseline in the engine process';
   const baseline = await engineCall(engine, { type: 'baseline', bytes: totalBytes, reps }, 'baseline');
   if (baseline.type !== 'baseline') return;
@@ -183,6 +213,7 @@ async function main(): Promise<void> {
     store_ratio: +(median(store) / baseline.d2hGbps).toFixed(3),
     retrieve_ratio: +(median(retrieve) / baseline.h2dGbps).toFixed(3),
     verified_bytes: totalBytes + verified.checkedBytes,
+    ...latency,
   };
   say(
     `store    ${result.store_gbps} GB/s (GPU-timed)   vs cuMemcpy D2H ${result.memcpy_d2h_gbps} GB/s  ratio ${result.store_ratio}`,
