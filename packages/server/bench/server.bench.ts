@@ -1,13 +1,18 @@
 /**
- * `pnpm bench:server [--json] [--runs N] [--requests N] [--concurrency N] [--exporter jsonl|none]`
+ * `pnpm bench:server [--json] [--runs N] [--requests N] [--concurrency N] [--exporter jsonl|none|off]
+ *   [--mode plain|tracing] [--aa] [--threads] [--nap-ms N]`
  *
  * Not a test. Requests per second and p50/p99 latency of one request as an engine drives it —
  * lookup → queryPrefetchStatus → retrieve (hits) → store → endSession — on the cpu backend
  * (real GPU worker thread, real byte copies), 2048-token prompts, 70 % prefix-hit requests:
  * a hit request shares a cached 6-chunk (1536-token) prefix and adds 2 new chunks (retrieve 6,
  * store 2); a miss is a fresh prompt (store 8). Tracing on (event pipeline + request tracing
- * subscriber exporting every span) versus off, alternating in the same process; medians over
- * the runs. Also measures the actor runtime's overhead per message and the piscina round trip
+ * subscriber exporting every span) versus off, alternating run by run on ONE server: "off" is
+ * `pipeline.pausePublishing()`, so both modes use the same threads and the same memory. (Two
+ * servers, one per mode, looked fair but were not: in A/A runs — both servers plain — the
+ * second server was faster by a median 2.6 % over 8 invocations, up to 7.6 %, a bias of the
+ * instance (placement of its copy buffers) that no number of runs averages out.) `--aa` runs
+ * both halves plain: the method's own noise floor. Also measures the actor runtime's overhead per message and the piscina round trip
  * that motivated keeping session state off the pool (docs/design/actors.md).
  *
  * The last line with --json: {rps_tracing, rps_plain, p50_ms_tracing, p99_ms_tracing,
@@ -16,8 +21,10 @@
  * (all threads of the process) is reported too, since it is far less sensitive to a shared machine,
  * and so are the CPU of the server's main thread and of the drain thread (Linux). Defaults: 9 runs
  * of 3,000 requests per mode (shorter runs let the GPU worker's memcpy noise decide the ratio).
+ * `--threads` prints the CPU of the busiest threads per run (Linux): the GPU worker's memcpy
+ * thread is the bottleneck, and it is where the effect of a busy drain thread shows.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readThreadCpu, requestTracingSubscriber } from '@kvmp/tracing';
@@ -43,6 +50,9 @@ const CONCURRENCY = opt('concurrency', 16);
 const EXPORTER = optStr('exporter', 'jsonl') as 'jsonl' | 'none' | 'off';
 /** Diagnostics: run one mode only (`plain` or `tracing`), e.g. under a profiler. */
 const ONLY = optStr('mode', 'both');
+/** A/A: both halves of every pair run plain, to show the method's noise floor. */
+const AA = flag('aa');
+const THREADS = flag('threads');
 /** Drain-thread nap (ms) while events flow; default: the pipeline's. */
 const NAP_MS = args.includes('--nap-ms') ? opt('nap-ms', 1) : undefined;
 const CHUNK = 256;
@@ -80,6 +90,21 @@ interface RunResult {
   readonly drainCpuUsPerRequest: number | undefined;
 }
 
+/** Cumulative CPU ticks (10 ms) of every thread of this process, by thread id (Linux). */
+function threadTicks(): Map<string, number> {
+  const ticks = new Map<string, number>();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks.set(tid, Number(fields[11]) + Number(fields[12]));
+    }
+  } catch {
+    // not Linux, or a thread ended while listed
+  }
+  return ticks;
+}
+
 /** Deterministic xorshift so both modes see the same request mix. */
 function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
@@ -92,7 +117,6 @@ function rng(seed: number): () => number {
 }
 
 interface Target {
-  readonly tracing: boolean;
   readonly server: CacheServer;
   readonly engine: FakeEngine;
   readonly dir: string;
@@ -100,10 +124,11 @@ interface Target {
 }
 
 /**
- * One server per mode, created once and kept warm across runs (fresh worker threads would run
- * cold JIT code in the first timed run of each). Both modes see the same request mix.
+ * The one server both modes run on, with tracing configured; kept warm across runs (fresh
+ * worker threads would run cold JIT code in the first timed run). Both modes see the same
+ * request mix.
  */
-async function startTarget(tracing: boolean): Promise<Target> {
+async function startTarget(): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), 'kvmp-bench-'));
   const engine = new FakeEngine({
     numLayers: 2,
@@ -116,19 +141,15 @@ async function startTarget(tracing: boolean): Promise<Target> {
     chunkSize: CHUNK,
     l1: { capacityBytes: 256 * 1024 * 1024, segmentBytes: 32 * 1024 * 1024 },
     pool: { threads: 1 },
-    tracing: tracing
-      ? {
-          subscribers:
-            EXPORTER === 'off'
-              ? []
-              : [requestTracingSubscriber({ exporter: EXPORTER, file: join(dir, 'spans.jsonl') })],
-          ...(NAP_MS === undefined ? {} : { napMs: NAP_MS }),
-        }
-      : false,
+    tracing: {
+      subscribers:
+        EXPORTER === 'off' ? [] : [requestTracingSubscriber({ exporter: EXPORTER, file: join(dir, 'spans.jsonl') })],
+      ...(NAP_MS === undefined ? {} : { napMs: NAP_MS }),
+    },
   });
   await engine.register(server);
   const documents = Array.from({ length: DOCUMENTS }, (_, i) => fakePrompt(PREFIX_CHUNKS * CHUNK, 7_000 + i));
-  return { tracing, server, engine, dir, documents };
+  return { server, engine, dir, documents };
 }
 
 async function stopTarget(t: Target): Promise<void> {
@@ -136,8 +157,13 @@ async function stopTarget(t: Target): Promise<void> {
   rmSync(t.dir, { recursive: true, force: true });
 }
 
-async function oneRun(target: Target, runIndex: number): Promise<RunResult> {
+async function oneRun(target: Target, runIndex: number, tracing: boolean): Promise<RunResult> {
   const { server, engine, documents } = target;
+  const pipeline = server.pipeline;
+  if (pipeline === undefined) throw new Error('bench:server needs the server created with tracing');
+  // Switched while no request is in flight, so no tree is cut in half.
+  if (tracing) pipeline.resumePublishing();
+  else pipeline.pausePublishing();
   // The shared prefixes are (re)stored first, as a previous run's eviction may have taken some.
   for (let i = 0; i < DOCUMENTS; i++) {
     await engine.runRequest(server, { requestId: `warm-${runIndex}-${i}`, tokens: documents[i], compute: false });
@@ -167,15 +193,23 @@ async function oneRun(target: Target, runIndex: number): Promise<RunResult> {
     }
   };
   const evictedBefore = server.status().l1.evictedKeys;
-  const drain0 = (await server.pipeline?.selfMetrics())?.drainCpuNs;
+  const drain0 = (await pipeline.selfMetrics())?.drainCpuNs;
   const main0 = readThreadCpu()?.cpuNs;
+  const threads0 = THREADS ? threadTicks() : undefined;
   const start = performance.now();
   const cpu0 = process.cpuUsage();
   await Promise.all(Array.from({ length: CONCURRENCY }, client));
   const elapsed = (performance.now() - start) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const main1 = readThreadCpu()?.cpuNs;
-  const drain1 = (await server.pipeline?.selfMetrics())?.drainCpuNs;
+  if (threads0 !== undefined) {
+    const busiest = [...threadTicks()]
+      .map(([tid, ticks]) => ((ticks - (threads0.get(tid) ?? 0)) * 10_000) / REQUESTS)
+      .sort((a, b) => b - a)
+      .slice(0, 5);
+    log(`    busiest threads, µs/req: ${busiest.map((us) => us.toFixed(0)).join(' ')}`);
+  }
+  const drain1 = (await pipeline.selfMetrics())?.drainCpuNs;
   const perRequestUs = (a: number | undefined, b: number | undefined): number | undefined =>
     a === undefined || b === undefined ? undefined : (b - a) / REQUESTS / 1e3;
   lat.sort();
@@ -243,31 +277,28 @@ async function main(): Promise<void> {
     `  actor message ${ov.actorNs.toFixed(0)} ns (plain awaited call ${ov.directNs.toFixed(0)} ns, overhead ${(ov.actorNs - ov.directNs).toFixed(0)} ns);` +
       ` piscina round trip ${ov.poolUs.toFixed(1)} µs; BLAKE3 ${ov.hashUsPerChunk.toFixed(2)} µs per 256-token chunk`,
   );
-  const targets = {
-    plain: ONLY === 'tracing' ? undefined : await startTarget(false),
-    tracing: ONLY === 'plain' ? undefined : await startTarget(true),
-  };
+  const target = await startTarget();
   const plain: RunResult[] = [];
   const traced: RunResult[] = [];
+  const modes = (['plain', 'tracing'] as const).filter((m) => ONLY === 'both' || ONLY === m);
   try {
-    // Warm-up (JIT in every thread), not counted.
-    for (const t of [targets.plain, targets.tracing]) if (t) await oneRun(t, 100);
+    // Warm-up (JIT in every thread, both modes), not counted.
+    for (const m of modes) await oneRun(target, 100, m === 'tracing' && !AA);
     for (let r = 0; r < RUNS; r++) {
       // Alternate the order so drift on the shared machine hits both modes alike.
-      const order = r % 2 === 0 ? [targets.plain, targets.tracing] : [targets.tracing, targets.plain];
-      for (const t of order) {
-        if (t === undefined) continue;
-        const res = await oneRun(t, r);
-        (t.tracing ? traced : plain).push(res);
+      for (const m of r % 2 === 0 ? modes : [...modes].reverse()) {
+        const tracing = m === 'tracing' && !AA;
+        const res = await oneRun(target, r, tracing);
+        (m === 'tracing' ? traced : plain).push(res);
         log(
-          `  run ${r} ${t.tracing ? 'tracing' : 'plain  '}: ${res.rps.toFixed(0)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms` +
+          `  run ${r} ${m === 'tracing' ? (AA ? 'plain B' : 'tracing') : 'plain  '}: ${res.rps.toFixed(0)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms` +
             `  cpu ${res.cpuUsPerRequest.toFixed(0)} µs/req (main ${res.mainCpuUsPerRequest?.toFixed(0) ?? '?'}` +
-            `${t.tracing ? `, drain ${res.drainCpuUsPerRequest?.toFixed(0) ?? '?'}` : ''})  hit tokens ${(res.hitTokenRatio * 100).toFixed(1)}%  evicted ${res.evicted}`,
+            `${tracing ? `, drain ${res.drainCpuUsPerRequest?.toFixed(0) ?? '?'}` : ''})  hit tokens ${(res.hitTokenRatio * 100).toFixed(1)}%  evicted ${res.evicted}`,
         );
       }
     }
   } finally {
-    for (const t of [targets.plain, targets.tracing]) if (t) await stopTarget(t);
+    await stopTarget(target);
   }
   if (plain.length === 0 || traced.length === 0) return;
   const rpsPlain = median(plain.map((r) => r.rps));
@@ -303,6 +334,7 @@ async function main(): Promise<void> {
     requests: REQUESTS,
     concurrency: CONCURRENCY,
     exporter: EXPORTER,
+    method: AA ? 'a/a: one server, both halves plain' : 'one server, publishing paused for plain',
   };
   log(
     `median: plain ${out.rps_plain} req/s, tracing ${out.rps_tracing} req/s; throughput overhead ${out.tracing_overhead_pct}%` +

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { type DrainLogger, EventPipeline } from '../src/index.js';
-import { collector, sleep, track } from './helpers.js';
+import type { BurstResult } from './fixtures/producer-thread.js';
+import { collector, runProducer, sleep, track } from './helpers.js';
 
 test('a throwing subscriber is isolated and counted; others still get every event', async (t) => {
   const bad = collector({ name: 'bad', throwOnSessionPrefix: 'x' });
@@ -115,4 +116,37 @@ test('records no subscriber wants still count as traffic: a trickle of them does
   t.true(rings < 50, `doorbell rung ${rings} times`);
   await pipeline.stop();
   t.is((await c.report).count, 0);
+});
+
+test('pausePublishing silences every thread without counting drops; resumePublishing brings events back', async (t) => {
+  const c = collector();
+  const pipeline = track(t, new EventPipeline({ subscribers: [c.spec] }));
+  await pipeline.start();
+  const publisher = pipeline.publisher;
+  publisher.publish('MP_REQUEST_END', 'before', {});
+
+  pipeline.pausePublishing();
+  t.true(pipeline.publishingPaused);
+  t.true(publisher.publish('MP_REQUEST_END', 'paused', {}), 'a paused event is not reported as dropped');
+  t.false(publisher.isSubscribed('MP_REQUEST_END'), 'callers skip building metadata nobody will see');
+  const barrier = new SharedArrayBuffer(4);
+  const other = await runProducer<BurstResult>({
+    mode: 'burst',
+    ring: pipeline.handle,
+    name: 'paused-thread',
+    count: 1000,
+    barrier,
+    parties: 1,
+  });
+  t.is(other.rejected, 0);
+
+  pipeline.resumePublishing();
+  t.false(pipeline.publishingPaused);
+  t.true(publisher.isSubscribed('MP_REQUEST_END'));
+  publisher.publish('MP_REQUEST_END', 'after', {});
+  const metrics = await pipeline.stop();
+  const report = await c.report;
+  t.is(report.count, 2, 'only the events published before the pause and after the resume arrive');
+  t.is(metrics?.delivered, 2);
+  t.is(pipeline.stats().dropped, 0);
 });

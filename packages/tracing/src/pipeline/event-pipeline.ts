@@ -176,6 +176,28 @@ export class EventPipeline {
     });
   }
 
+  /**
+   * Stops every thread's publishers at once (one shared word): `publish` returns without
+   * writing and `isSubscribed` answers false, so no span, metric or log is produced until
+   * {@link resumePublishing}. The drain thread stays up and idles. This is tracing switched off
+   * in place, with the same threads and memory: `bench:server` measures tracing on against off
+   * on one server this way, and an operator can shed tracing under load without a restart.
+   * Requests in flight at the switch lose the events published while paused: a root opened
+   * before a pause is ended by the session TTL as leaked (never left open), and a request that
+   * started while paused gets its root lazily from its first child published after resuming.
+   */
+  pausePublishing(): void {
+    Atomics.store(mapRingCached(this.handle).ctrl, Ctrl.PAUSED, 1);
+  }
+
+  resumePublishing(): void {
+    Atomics.store(mapRingCached(this.handle).ctrl, Ctrl.PAUSED, 0);
+  }
+
+  get publishingPaused(): boolean {
+    return Atomics.load(mapRingCached(this.handle).ctrl, Ctrl.PAUSED) !== 0;
+  }
+
   stats(): PipelineStats {
     const { ctrl, stats } = mapRingCached(this.handle);
     return {

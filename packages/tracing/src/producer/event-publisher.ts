@@ -14,7 +14,10 @@ import { RecordEncoder } from './record-encoder.js';
  * before `publish(B)` starts — on any threads — A's ticket is lower and A is dispatched first.
  */
 export interface EventPublisher {
-  /** Returns false when the event was dropped because the ring was full. */
+  /**
+   * Returns false when the event was dropped because the ring was full. While publishing is
+   * paused it returns true and publishes nothing: a paused event is not a drop.
+   */
   publish<T extends EventTypeRef>(type: T, sessionId: string, meta: EventMeta<T>, options?: PublishOptions): boolean;
   /** Cheap check (one shared load): does any drain-thread subscriber want this type? */
   isSubscribed(type: EventTypeRef): boolean;
@@ -51,6 +54,7 @@ class RingPublisher implements EventPublisher {
   publish<T extends EventTypeRef>(type: T, sessionId: string, meta: EventMeta<T>, options?: PublishOptions): boolean {
     const codec = CODEC_BY_NAME[type];
     if (codec === undefined) throw new TypeError(`unknown event type ${String(type)}`);
+    if (Atomics.load(this.ring.ctrl, Ctrl.PAUSED) !== 0) return true;
     let sec: number;
     let nsec: number;
     const explicit = options?.time;
@@ -144,7 +148,8 @@ class RingPublisher implements EventPublisher {
 
   isSubscribed(type: EventTypeRef): boolean {
     const code = CODEC_BY_NAME[type].code;
-    return (Atomics.load(this.ring.ctrl, Ctrl.SUBSCRIBED + (code >>> 5)) & (1 << (code & 31))) !== 0;
+    const { ctrl } = this.ring;
+    return (Atomics.load(ctrl, Ctrl.SUBSCRIBED + (code >>> 5)) & (1 << (code & 31))) !== 0 && Atomics.load(ctrl, Ctrl.PAUSED) === 0;
   }
 
   nextOpId(): number {

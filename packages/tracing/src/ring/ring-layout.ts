@@ -40,6 +40,11 @@ export const Ctrl = {
   DRAIN_RUNNING: 84,
   /** 1 while the drain naps between passes (producers nudge it if the ring passes half full). */
   NAPPING: 85,
+  /**
+   * 1 while publishing is paused (`EventPipeline.pausePublishing`): producers return at once and
+   * report no subscriber, so the ring, the drain thread and its subscribers see nothing.
+   */
+  PAUSED: 86,
   /** Subscription bitmask: 8 × 32 bits, one bit per event code. Read by producers. */
   SUBSCRIBED: 96,
 } as const;
