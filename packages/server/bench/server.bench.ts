@@ -1,6 +1,6 @@
 /**
  * `pnpm bench:server [--json] [--runs N] [--requests N] [--concurrency N] [--exporter jsonl|none|off]
- *   [--mode plain|tracing] [--aa] [--threads] [--nap-ms N]`
+ *   [--mode plain|tracing] [--aa] [--threads] [--nap-ms N] [--layers N --heads N --head-size N --l1-mb N]`
  *
  * Not a test. Requests per second and p50/p99 latency of one request as an engine drives it —
  * lookup → queryPrefetchStatus → retrieve (hits) → store → endSession — on the cpu backend
@@ -55,6 +55,16 @@ const AA = flag('aa');
 const THREADS = flag('threads');
 /** Drain-thread nap (ms) while events flow; default: the pipeline's. */
 const NAP_MS = args.includes('--nap-ms') ? opt('nap-ms', 1) : undefined;
+/**
+ * KV shape of the fake engine (fp16). The default is deliberately tiny — 2 layers × 2 heads ×
+ * 64, 256 KiB per chunk — so that per-request costs, tracing among them, are as large a share
+ * of a request as they can be. `--layers 24 --heads 2 --head-size 64 --l1-mb 1024` is a
+ * Qwen2.5-0.5B-sized cache (3 MiB per chunk), where the copies dominate.
+ */
+const LAYERS = opt('layers', 2);
+const HEADS = opt('heads', 2);
+const HEAD_SIZE = opt('head-size', 64);
+const L1_MB = opt('l1-mb', 256);
 const CHUNK = 256;
 const PROMPT = 2048;
 const PREFIX_CHUNKS = 6;
@@ -131,15 +141,15 @@ interface Target {
 async function startTarget(): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), 'kvmp-bench-'));
   const engine = new FakeEngine({
-    numLayers: 2,
-    numHeads: 2,
-    headSize: 64,
+    numLayers: LAYERS,
+    numHeads: HEADS,
+    headSize: HEAD_SIZE,
     blockSize: 16,
     numBlocks: (CONCURRENCY + 2) * (PROMPT / 16),
   });
   const server: CacheServer = await createCacheServer({
     chunkSize: CHUNK,
-    l1: { capacityBytes: 256 * 1024 * 1024, segmentBytes: 32 * 1024 * 1024 },
+    l1: { capacityBytes: L1_MB * 1024 * 1024, segmentBytes: 32 * 1024 * 1024 },
     pool: { threads: 1 },
     tracing: {
       subscribers:
@@ -268,7 +278,10 @@ async function actorOverhead(): Promise<{ actorNs: number; directNs: number; poo
 }
 
 async function main(): Promise<void> {
-  log(`bench:server  runs=${RUNS} requests=${REQUESTS} concurrency=${CONCURRENCY} exporter=${EXPORTER}`);
+  log(
+    `bench:server  runs=${RUNS} requests=${REQUESTS} concurrency=${CONCURRENCY} exporter=${EXPORTER}` +
+      `  kv ${LAYERS} layers × ${HEADS} heads × ${HEAD_SIZE} (fp16), L1 ${L1_MB} MiB`,
+  );
   log(
     `  prompts ${PROMPT} tokens, chunk ${CHUNK}, ${HIT_FRACTION * 100}% requests hit a ${PREFIX_CHUNKS}-chunk prefix`,
   );
@@ -334,6 +347,7 @@ async function main(): Promise<void> {
     requests: REQUESTS,
     concurrency: CONCURRENCY,
     exporter: EXPORTER,
+    kv_bytes_per_chunk: LAYERS * 2 * HEADS * HEAD_SIZE * 2 * CHUNK,
     method: AA ? 'a/a: one server, both halves plain' : 'one server, publishing paused for plain',
   };
   log(
