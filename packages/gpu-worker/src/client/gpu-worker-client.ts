@@ -15,8 +15,9 @@ import type {
 } from '../api.js';
 import type { CopyDirection } from '../layout/copy-plan.js';
 import { planIdentity } from '../layout/plan-identity.js';
+import type { CopyCompletion } from '../shared/copy-completion.js';
 import { nodeEndpoint } from '../shared/node-endpoint.js';
-import { OpReporter } from '../shared/op-reporter.js';
+import { OpReporter, publishCopyEvent } from '../shared/op-reporter.js';
 import type { WorkerEndpoint } from '../worker-thread/worker-endpoint.js';
 
 interface Pending {
@@ -37,8 +38,8 @@ export async function spawnGpuWorker(options: GpuWorkerOptions): Promise<GpuWork
     worker.once('exit', (code) => reject(new Error(`gpu worker thread exited (code ${code}) during start`)));
   });
   try {
-    const { backend, device, ring, deviceLabel } = options;
-    await Promise.race([remote.init({ backend, device, ring, deviceLabel }), exited]);
+    const { backend, device, deviceLabel } = options;
+    await Promise.race([remote.init({ backend, device, deviceLabel }), exited]);
   } catch (error) {
     remote[Comlink.releaseProxy]();
     await worker.terminate();
@@ -126,7 +127,7 @@ class GpuWorkerClient implements GpuWorker {
     return new Promise((resolve) => {
       const entry: Pending = { direction, plan, resolve };
       this.pending.add(entry);
-      let sent: Promise<CopyResult>;
+      let sent: Promise<CopyCompletion>;
       try {
         sent = direction === 'store' ? this.remote.store(plan) : this.remote.retrieve(plan);
       } catch (error) {
@@ -141,8 +142,13 @@ class GpuWorkerClient implements GpuWorker {
         );
       }
       sent.then(
-        (result) => {
-          if (this.pending.delete(entry)) resolve(result);
+        ({ result, events }) => {
+          if (!this.pending.delete(entry)) return;
+          // The worker reported; this thread publishes (OpReporter says why), before resolving,
+          // so anything the caller publishes next is ordered after the operation's END.
+          const identity = planIdentity(plan);
+          for (const event of events) publishCopyEvent(this.publisher, identity, event);
+          resolve(result);
         },
         (error: unknown) => {
           if (this.pending.delete(entry)) {
@@ -167,10 +173,15 @@ class GpuWorkerClient implements GpuWorker {
     error: string,
     resolve: (result: CopyResult) => void,
   ): void {
-    new OpReporter(this.publisher, direction, planIdentity(plan), this.deviceLabel, resolve, () => {}).fail(
-      failure,
-      error,
-    );
+    const identity = planIdentity(plan);
+    new OpReporter(
+      (event) => publishCopyEvent(this.publisher, identity, event),
+      direction,
+      identity,
+      this.deviceLabel,
+      resolve,
+      () => {},
+    ).fail(failure, error);
   }
 
   private markGone(reason: string): void {

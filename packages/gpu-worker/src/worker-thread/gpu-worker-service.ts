@@ -1,6 +1,4 @@
-import { attachPublisher, type EventPublisher } from '@kvmp/tracing';
 import type {
-  CopyResult,
   GpuWorkerInfo,
   GpuWorkerOptions,
   KvLayoutInfo,
@@ -13,27 +11,28 @@ import { type CopyDirection, type ResolvedCopy, resolveCopyPlan } from '../layou
 import { describeKvLayout } from '../layout/kv-layout.js';
 import { checkPlanIdentity, planIdentity } from '../layout/plan-identity.js';
 import { KvValidationError } from '../layout/validation-error.js';
-import { OpReporter } from '../shared/op-reporter.js';
+import type { CopyCompletion } from '../shared/copy-completion.js';
+import { type CopyEvent, OpReporter } from '../shared/op-reporter.js';
 import type { Backend } from './backend.js';
 import { KeepAlive } from './keep-alive.js';
 
 /**
  * The GPU worker thread's state and operations, backend-independent: registrations, plan
- * validation (before anything is enqueued), START/END publication and keeping the thread alive
- * while work is pending. Exposed to other threads over comlink by `main.ts`.
+ * validation (before anything is enqueued), START/END reporting and keeping the thread alive
+ * while work is pending. Exposed to other threads over comlink by `main.ts`. It publishes
+ * nothing itself: each operation's START and END go back with its result, and the client
+ * publishes them (see `OpReporter`).
  */
 export class GpuWorkerService {
   private readonly layouts = new Map<string, KvLayoutInfo>();
-  private readonly publisher: EventPublisher | undefined;
   private readonly keepAlive = new KeepAlive();
   private readonly device: string;
   private closing: Promise<void> | undefined;
 
   constructor(
     private readonly backend: Backend,
-    options: Pick<GpuWorkerOptions, 'ring' | 'deviceLabel'>,
+    options: Pick<GpuWorkerOptions, 'deviceLabel'>,
   ) {
-    this.publisher = options.ring === undefined ? undefined : attachPublisher(options.ring);
     this.device = options.deviceLabel ?? backend.kind;
   }
 
@@ -62,11 +61,11 @@ export class GpuWorkerService {
     await this.backend.unregisterInstance(instanceId);
   }
 
-  store(plan: StorePlan): Promise<CopyResult> {
+  store(plan: StorePlan): Promise<CopyCompletion> {
     return this.submit('store', plan);
   }
 
-  retrieve(plan: RetrievePlan): Promise<CopyResult> {
+  retrieve(plan: RetrievePlan): Promise<CopyCompletion> {
     return this.submit('retrieve', plan);
   }
 
@@ -87,12 +86,18 @@ export class GpuWorkerService {
     return this.closing;
   }
 
-  private submit(direction: CopyDirection, plan: StorePlan | RetrievePlan): Promise<CopyResult> {
+  private submit(direction: CopyDirection, plan: StorePlan | RetrievePlan): Promise<CopyCompletion> {
     const identity = planIdentity(plan);
-    return new Promise<CopyResult>((resolve) => {
+    return new Promise<CopyCompletion>((resolve) => {
       this.keepAlive.acquire();
-      const reporter = new OpReporter(this.publisher, direction, identity, this.device, resolve, () =>
-        this.keepAlive.release(),
+      const events: CopyEvent[] = [];
+      const reporter = new OpReporter(
+        (event) => events.push(event),
+        direction,
+        identity,
+        this.device,
+        (result) => resolve({ result, events }),
+        () => this.keepAlive.release(),
       );
       if (this.closing !== undefined) return reporter.fail('worker_gone', 'gpu worker closed');
       const layout = this.layouts.get(identity.instanceId);

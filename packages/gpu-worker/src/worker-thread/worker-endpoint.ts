@@ -1,5 +1,4 @@
 import type {
-  CopyResult,
   GpuWorkerInfo,
   GpuWorkerOptions,
   KvLayoutInfo,
@@ -8,12 +7,16 @@ import type {
   RetrievePlan,
   StorePlan,
 } from '../api.js';
+import type { CopyCompletion } from '../shared/copy-completion.js';
 import type { Backend } from './backend.js';
 import { CpuBackend } from './cpu/cpu-backend.js';
 import { GpuWorkerService } from './gpu-worker-service.js';
 
-/** Options that cross to the worker thread at init (structured-clonable). */
-export type WorkerInit = Pick<GpuWorkerOptions, 'backend' | 'device' | 'ring' | 'deviceLabel'>;
+/**
+ * Options that cross to the worker thread at init (structured-clonable). Not the event ring:
+ * the worker's START/END are published by the client (see `OpReporter`).
+ */
+export type WorkerInit = Pick<GpuWorkerOptions, 'backend' | 'device' | 'deviceLabel'>;
 
 /**
  * What comlink exposes: `init` builds the backend on this thread (so a missing CUDA driver is a
@@ -31,7 +34,7 @@ export class WorkerEndpoint {
       backend = createCudaBackend(options.device ?? 0);
     } else throw new Error(`unknown backend ${JSON.stringify(options.backend)} (expected 'cpu' or 'cuda')`);
     const deviceLabel = options.deviceLabel ?? (options.backend === 'cpu' ? 'cpu' : `cuda:${options.device ?? 0}`);
-    this.service = new GpuWorkerService(backend, { ring: options.ring, deviceLabel });
+    this.service = new GpuWorkerService(backend, { deviceLabel });
     return this.service.info();
   }
 
@@ -47,11 +50,11 @@ export class WorkerEndpoint {
     return this.ready().unregisterKvCache(instanceId);
   }
 
-  store(plan: StorePlan): Promise<CopyResult> {
+  store(plan: StorePlan): Promise<CopyCompletion> {
     return this.ready().store(plan);
   }
 
-  retrieve(plan: RetrievePlan): Promise<CopyResult> {
+  retrieve(plan: RetrievePlan): Promise<CopyCompletion> {
     return this.ready().retrieve(plan);
   }
 

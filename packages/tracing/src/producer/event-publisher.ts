@@ -149,7 +149,10 @@ class RingPublisher implements EventPublisher {
   isSubscribed(type: EventTypeRef): boolean {
     const code = CODEC_BY_NAME[type].code;
     const { ctrl } = this.ring;
-    return (Atomics.load(ctrl, Ctrl.SUBSCRIBED + (code >>> 5)) & (1 << (code & 31))) !== 0 && Atomics.load(ctrl, Ctrl.PAUSED) === 0;
+    return (
+      (Atomics.load(ctrl, Ctrl.SUBSCRIBED + (code >>> 5)) & (1 << (code & 31))) !== 0 &&
+      Atomics.load(ctrl, Ctrl.PAUSED) === 0
+    );
   }
 
   nextOpId(): number {
