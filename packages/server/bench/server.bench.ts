@@ -100,19 +100,17 @@ interface RunResult {
   readonly drainCpuUsPerRequest: number | undefined;
 }
 
-/** Cumulative CPU ticks (10 ms) of every thread of this process, by thread id (Linux). */
-function threadTicks(): Map<string, number> {
-  const ticks = new Map<string, number>();
+/** Cumulative CPU time (ns) of every thread of this process, by thread id (Linux). */
+function threadCpuNs(): Map<string, number> {
+  const cpu = new Map<string, number>();
   try {
     for (const tid of readdirSync('/proc/self/task')) {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks.set(tid, Number(fields[11]) + Number(fields[12]));
+      cpu.set(tid, Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
     }
   } catch {
     // not Linux, or a thread ended while listed
   }
-  return ticks;
+  return cpu;
 }
 
 /** Deterministic xorshift so both modes see the same request mix. */
@@ -205,7 +203,7 @@ async function oneRun(target: Target, runIndex: number, tracing: boolean): Promi
   const evictedBefore = server.status().l1.evictedKeys;
   const drain0 = (await pipeline.selfMetrics())?.drainCpuNs;
   const main0 = readThreadCpu()?.cpuNs;
-  const threads0 = THREADS ? threadTicks() : undefined;
+  const threads0 = THREADS ? threadCpuNs() : undefined;
   const start = performance.now();
   const cpu0 = process.cpuUsage();
   await Promise.all(Array.from({ length: CONCURRENCY }, client));
@@ -213,8 +211,8 @@ async function oneRun(target: Target, runIndex: number, tracing: boolean): Promi
   const cpu = process.cpuUsage(cpu0);
   const main1 = readThreadCpu()?.cpuNs;
   if (threads0 !== undefined) {
-    const busiest = [...threadTicks()]
-      .map(([tid, ticks]) => ((ticks - (threads0.get(tid) ?? 0)) * 10_000) / REQUESTS)
+    const busiest = [...threadCpuNs()]
+      .map(([tid, ns]) => (ns - (threads0.get(tid) ?? 0)) / 1000 / REQUESTS)
       .sort((a, b) => b - a)
       .slice(0, 5);
     log(`    busiest threads, µs/req: ${busiest.map((us) => us.toFixed(0)).join(' ')}`);
