@@ -149,6 +149,17 @@ test('the hand-assembled line equals the record object stringified, across awkwa
   );
   child.setAttributes({ s: 'tab\t"q"', n: 1.5, big: 2 ** 60, neg: -0, ok: false, arr: ['a', 'b'], nums: [1, 2] });
   child.setAttribute('nan', Number.NaN);
+  child.setAttributes({
+    ключ: 'значение',
+    emoji: 'rocket 🚀',
+    lone: '\ud800x',
+    del: 'a\x7fb',
+    'ctl\u0001key': '\u0000\u001f',
+    inf: Number.POSITIVE_INFINITY,
+    huge: 1e21,
+    tiny: 5e-7,
+    withNull: ['x', null as unknown as string],
+  });
   child.addEvent('evt', { at: 1 }, [1_700_000_000, 5]);
   child.addEvent('bare', undefined, [0, 999]);
   child.setStatus({ code: SpanStatusCode.ERROR, message: 'bad "thing"' });
