@@ -6,6 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import {
+  CU_EVENT_DEFAULT,
   CU_EVENT_DISABLE_TIMING,
   CU_EVENT_INTERPROCESS,
   CU_MEMHOSTREGISTER_PORTABLE,
@@ -41,6 +42,45 @@ try {
     layerHandles: layers.map((ptr) => Buffer.from(cuda.ipcGetMemHandle(ptr)).toString('hex')),
     forwardDone: Buffer.from(cuda.ipcGetEventHandle(forwardDone)).toString('hex'),
   });
+
+  /**
+   * What the driver calls the cuda backend makes per operation cost here, median µs each: the
+   * one-chunk completion overhead measured by gpu-check is far above two thread hops and a
+   * launch, and these say which calls to pool or cache.
+   */
+  const driverTimings = (reps: number): Record<string, number> => {
+    const samples: Record<string, number[]> = {};
+    const time = (name: string, fn: () => void): void => {
+      const t0 = performance.now();
+      fn();
+      const us = (performance.now() - t0) * 1000;
+      const list = samples[name];
+      if (list === undefined) samples[name] = [us];
+      else list.push(us);
+    };
+    const ipcFlags = CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS;
+    for (let r = 0; r < reps; r++) {
+      let timing = cuda.eventCreate(CU_EVENT_DEFAULT);
+      time('event_create_timing', () => {
+        cuda.eventDestroy(timing);
+        timing = cuda.eventCreate(CU_EVENT_DEFAULT);
+      });
+      let ipc = cuda.eventCreate(ipcFlags);
+      time('event_create_ipc', () => {
+        cuda.eventDestroy(ipc);
+        ipc = cuda.eventCreate(ipcFlags);
+      });
+      time('event_record', () => cuda.eventRecord(timing, stream));
+      cuda.eventRecord(ipc, stream);
+      time('ipc_get_event_handle', () => cuda.ipcGetEventHandle(ipc));
+      cuda.streamSynchronize(stream);
+      time('event_query_done', () => cuda.eventQuery(timing));
+      cuda.eventDestroy(timing);
+      cuda.eventDestroy(ipc);
+    }
+    const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    return Object.fromEntries(Object.entries(samples).map(([name, xs]) => [name, +median(xs).toFixed(2)]));
+  };
 
   process.on('message', (request: EngineRequest) => {
     try {
@@ -81,6 +121,10 @@ try {
           checkedBytes: request.mapping.length * 2 * blockBytes * layers.length,
           firstMismatch,
         });
+        return;
+      }
+      if (request.type === 'driverTimings') {
+        send({ type: 'driverTimings', us: driverTimings(request.reps) });
         return;
       }
       // Baseline: cuMemcpy of the same bytes between device memory and pinned host memory.

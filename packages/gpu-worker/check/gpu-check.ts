@@ -199,6 +199,15 @@ async function main(): Promise<void> {
   const baseline = await engineCall(engine, { type: 'baseline', bytes: totalBytes, reps }, 'baseline');
   if (baseline.type !== 'baseline') return;
 
+  step = 'driver call timings in the engine process';
+  const driver = await engineCall(engine, { type: 'driverTimings', reps: small ? 20 : 200 }, 'driverTimings');
+  if (driver.type !== 'driverTimings') return;
+  say(
+    `driver calls, median µs: ${Object.entries(driver.us)
+      .map(([name, us]) => `${name} ${us}`)
+      .join(', ')}`,
+  );
+
   step = 'close';
   await gpu.close();
   engine.send({ type: 'exit' } satisfies EngineRequest);
@@ -214,6 +223,7 @@ async function main(): Promise<void> {
     retrieve_ratio: +(median(retrieve) / baseline.h2dGbps).toFixed(3),
     verified_bytes: totalBytes + verified.checkedBytes,
     ...latency,
+    driver_us: driver.us,
   };
   say(
     `store    ${result.store_gbps} GB/s (GPU-timed)   vs cuMemcpy D2H ${result.memcpy_d2h_gbps} GB/s  ratio ${result.store_ratio}`,

@@ -23,6 +23,7 @@ export type EngineRequest =
       readonly skipTokens: number;
     }
   | { readonly type: 'baseline'; readonly bytes: number; readonly reps: number }
+  | { readonly type: 'driverTimings'; readonly reps: number }
   | { readonly type: 'exit' };
 
 export type EngineReply =
@@ -34,6 +35,8 @@ export type EngineReply =
       readonly firstMismatch?: string;
     }
   | { readonly type: 'baseline'; readonly d2hGbps: number; readonly h2dGbps: number }
+  /** Median µs per driver call, by call (the per-operation calls of the cuda backend). */
+  | { readonly type: 'driverTimings'; readonly us: Readonly<Record<string, number>> }
   | { readonly type: 'error'; readonly message: string };
 
 export interface CheckShape {

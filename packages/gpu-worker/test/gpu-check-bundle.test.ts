@@ -42,6 +42,8 @@ test.serial('without a driver it fails cleanly with "no CUDA driver found"', (t)
     t.is(r.status, 0, r.stdout + r.stderr);
     t.regex(r.stdout, /store verified: all \d+ bytes match/);
     t.regex(r.stdout, /retrieve verified: \d+ bytes in 16 blocks, first 21 tokens left untouched/);
+    t.regex(r.stdout, /one-chunk retrieve: wall p50 [\d.]+ µs, above GPU time p50 -?[\d.]+/);
+    t.regex(r.stdout, /driver calls, median µs: event_create_timing [\d.]+, event_create_ipc [\d.]+/);
     t.regex(r.stdout, /GPU CHECK PASSED/);
   },
 );
