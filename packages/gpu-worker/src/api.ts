@@ -129,7 +129,10 @@ export interface GpuWorkerOptions {
   readonly backend: 'cpu' | 'cuda';
   /** CUDA device ordinal (cuda backend). */
   readonly device?: number;
-  /** Event ring for GPU-ordered MP_STORE/RETRIEVE START/END events; none → no events. */
+  /**
+   * Event ring for GPU-ordered MP_STORE/RETRIEVE START/END events, published on the thread that
+   * receives each result (not the worker thread); none → no events.
+   */
   readonly ring?: import('@kvmp/tracing').RingHandle;
   /** `device` field of the published events; default `cpu` or `cuda:<device>`. */
   readonly deviceLabel?: string;
