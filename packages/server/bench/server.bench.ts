@@ -12,8 +12,9 @@
  * servers, one per mode, looked fair but were not: in A/A runs — both servers plain — the
  * second server was faster by a median 2.6 % over 8 invocations, up to 7.6 %, a bias of the
  * instance (placement of its copy buffers) that no number of runs averages out.) `--aa` runs
- * both halves plain: the method's own noise floor. Also measures the actor runtime's overhead per message and the piscina round trip
- * that motivated keeping session state off the pool (docs/design/actors.md).
+ * both halves plain: the method's own noise floor. Also measures the actor runtime's overhead
+ * per message and the piscina round trip that motivated keeping session state off the pool
+ * (docs/design/actors.md).
  *
  * The last line with --json: {rps_tracing, rps_plain, p50_ms_tracing, p99_ms_tracing,
  * tracing_overhead_pct, ...}. `tracing_overhead_pct` is the median over run pairs (plain and tracing
@@ -22,7 +23,7 @@
  * and so are the CPU of the server's main thread and of the drain thread (Linux). Defaults: 9 runs
  * of 3,000 requests per mode (shorter runs let the GPU worker's memcpy noise decide the ratio).
  * `--threads` prints the CPU of the busiest threads per run (Linux): the GPU worker's memcpy
- * thread is the bottleneck, and it is where the effect of a busy drain thread shows.
+ * thread is the bottleneck, so tracing work that lands on it (or slows it) shows there first.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

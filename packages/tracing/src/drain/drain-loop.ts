@@ -40,9 +40,9 @@ const NAPS_BEFORE_SLEEP = 2;
  * trickle of a few thousand events a second, 1 ms naps spent more on waking than on events.
  */
 const NAP_GROW_BELOW = 256;
+const NAP_SHRINK_ABOVE = 2048;
 /** At most this many passes (each ≤ drainBudget records, ≤ drainSliceMs) before a query is answered. */
 const CATCH_UP_PASSES = 32;
-const NAP_SHRINK_ABOVE = 2048;
 
 /**
  * The drain thread's main loop: consume, dispatch, yield; sleep on the doorbell when empty.
